@@ -1,0 +1,270 @@
+//! The watch cache: every stored object, kept in memory as the JSON clients
+//! receive (resourceVersion filled in), encoded once per revision and shared by
+//! every reader and watcher. It is fed by one store watch over `/registry/`, so
+//! reads never touch the store, and each resource keeps a bounded history of
+//! recent events so watches can resume from a resourceVersion.
+//!
+//! Ordering rule: an event is applied to its resource's state and broadcast
+//! while the state's write lock is held, so a watcher that takes a snapshot and
+//! subscribes under the read lock sees every later event exactly once.
+
+use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::Duration;
+
+use bytes::Bytes;
+use futures::StreamExt;
+use serde_json::{Map, Value};
+use store::{EventKind, KeyValue, RangeRequest, Revision, Store};
+use tokio::sync::{broadcast, watch};
+
+/// How many recent events each resource keeps for watch resumption.
+const HISTORY: usize = 8192;
+/// How many events a watcher may fall behind before it is closed.
+const FANOUT_BUFFER: usize = 4096;
+
+/// One object at one revision, as served.
+#[derive(Debug)]
+pub struct Cached {
+    pub key: String,
+    pub rev: Revision,
+    /// JSON with `metadata.resourceVersion` set to `rev`.
+    pub bytes: Bytes,
+    pub namespace: String,
+    pub name: String,
+    pub labels: Map<String, Value>,
+}
+
+impl Cached {
+    pub fn value(&self) -> Value {
+        serde_json::from_slice(&self.bytes).unwrap_or(Value::Null)
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum EventType {
+    Added,
+    Modified,
+    Deleted,
+}
+
+impl EventType {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EventType::Added => "ADDED",
+            EventType::Modified => "MODIFIED",
+            EventType::Deleted => "DELETED",
+        }
+    }
+}
+
+#[derive(Debug)]
+pub struct CacheEvent {
+    pub typ: EventType,
+    pub obj: Arc<Cached>,
+    pub prev: Option<Arc<Cached>>,
+}
+
+struct State {
+    objects: BTreeMap<String, Arc<Cached>>,
+    history: VecDeque<Arc<CacheEvent>>,
+    /// Every event of this resource newer than this revision is in `history`.
+    floor: Revision,
+    /// Revision of the newest event applied to this resource.
+    last: Revision,
+}
+
+/// The cached objects of one storage prefix (all versions of one resource).
+pub struct ResourceCache {
+    state: RwLock<State>,
+    tx: broadcast::Sender<Arc<CacheEvent>>,
+}
+
+/// What a watcher starts from: the initial objects or the replayed events,
+/// then a receiver of every later event.
+pub struct Subscription {
+    pub initial: Vec<Arc<Cached>>,
+    pub replay: Vec<Arc<CacheEvent>>,
+    pub rev: Revision,
+    pub rx: broadcast::Receiver<Arc<CacheEvent>>,
+}
+
+impl ResourceCache {
+    fn new(floor: Revision) -> Self {
+        let (tx, _) = broadcast::channel(FANOUT_BUFFER);
+        ResourceCache {
+            state: RwLock::new(State { objects: BTreeMap::new(), history: VecDeque::new(), floor, last: floor }),
+            tx,
+        }
+    }
+
+    /// The objects under `prefix` (a key prefix inside this resource), and the
+    /// revision the snapshot reflects.
+    pub fn list(&self, prefix: &str, global: Revision) -> (Vec<Arc<Cached>>, Revision) {
+        let st = self.state.read().unwrap();
+        let items = st.objects.range(prefix.to_string()..).take_while(|(k, _)| k.starts_with(prefix)).map(|(_, v)| v.clone()).collect();
+        (items, global.max(st.last))
+    }
+
+    pub fn get(&self, key: &str) -> Option<Arc<Cached>> {
+        self.state.read().unwrap().objects.get(key).cloned()
+    }
+
+    /// Subscribes to events after `from`; with `from == None` the current
+    /// objects come back as `initial`, otherwise the kept events newer than
+    /// `from` come back as `replay`. `Err(oldest)` when `from` is older than the
+    /// kept history. Taken under the read lock, so `rx` holds exactly the
+    /// events after the snapshot.
+    pub fn subscribe(&self, prefix: &str, from: Option<Revision>, global: Revision) -> Result<Subscription, Revision> {
+        let st = self.state.read().unwrap();
+        let rx = self.tx.subscribe();
+        let rev = global.max(st.last);
+        let in_prefix = |k: &String| k.starts_with(prefix);
+        match from {
+            None => {
+                let initial = st.objects.range(prefix.to_string()..).take_while(|(k, _)| in_prefix(k)).map(|(_, v)| v.clone()).collect();
+                Ok(Subscription { initial, replay: Vec::new(), rev, rx })
+            }
+            Some(from) if from < st.floor => Err(st.floor),
+            Some(from) => {
+                let replay = st.history.iter().filter(|e| e.obj.rev > from && in_prefix(&e.obj.key)).cloned().collect();
+                Ok(Subscription { initial: Vec::new(), replay, rev: from, rx })
+            }
+        }
+    }
+
+    fn apply(&self, kind: EventKind, obj: Arc<Cached>) {
+        let mut st = self.state.write().unwrap();
+        let ev = match kind {
+            EventKind::Put => {
+                let prev = st.objects.insert(obj.key.clone(), obj.clone());
+                let typ = if prev.is_some() { EventType::Modified } else { EventType::Added };
+                Arc::new(CacheEvent { typ, obj, prev })
+            }
+            EventKind::Delete => {
+                let prev = st.objects.remove(&obj.key);
+                Arc::new(CacheEvent { typ: EventType::Deleted, obj, prev })
+            }
+        };
+        st.last = ev.obj.rev;
+        if st.history.len() >= HISTORY {
+            if let Some(old) = st.history.pop_front() {
+                st.floor = old.obj.rev;
+            }
+        }
+        st.history.push_back(ev.clone());
+        let _ = self.tx.send(ev);
+    }
+}
+
+/// The cache of every resource, fed from the store.
+pub struct WatchCache {
+    resources: RwLock<HashMap<String, Arc<ResourceCache>>>,
+    rev: watch::Sender<Revision>,
+    start: Revision,
+    /// Set when the store watch failed beyond recovery.
+    failed: Mutex<Option<String>>,
+}
+
+/// The storage segment of a key: `/registry/{storage}/...`.
+pub fn storage_of(key: &str) -> &str {
+    key.strip_prefix("/registry/").and_then(|r| r.split('/').next()).unwrap_or("")
+}
+
+fn decode(kv: &KeyValue, rev: Revision) -> Option<Arc<Cached>> {
+    let mut v: Value = match serde_json::from_slice(&kv.value) {
+        Ok(v) => v,
+        Err(e) => {
+            tracing::error!(key = %kv.key, "undecodable stored object: {e}");
+            return None;
+        }
+    };
+    let meta = v.get_mut("metadata")?.as_object_mut()?;
+    meta.insert("resourceVersion".into(), Value::String(rev.to_string()));
+    let name = meta.get("name").and_then(Value::as_str).unwrap_or_default().to_string();
+    let namespace = meta.get("namespace").and_then(Value::as_str).unwrap_or_default().to_string();
+    let labels = meta.get("labels").and_then(Value::as_object).cloned().unwrap_or_default();
+    let bytes = Bytes::from(serde_json::to_vec(&v).ok()?);
+    Some(Arc::new(Cached { key: kv.key.clone(), rev, bytes, namespace, name, labels }))
+}
+
+impl WatchCache {
+    /// Loads every object from the store and follows its changes.
+    pub async fn start(store: Arc<dyn Store>) -> store::Result<Arc<WatchCache>> {
+        let mut resources: HashMap<String, Arc<ResourceCache>> = HashMap::new();
+        let mut start_after = None;
+        let mut at = None;
+        loop {
+            let page = store.range(RangeRequest { prefix: "/registry/".into(), start_after, revision: at, limit: 10_000 }).await?;
+            let rev = page.revision;
+            at = Some(rev);
+            for kv in &page.kvs {
+                if let Some(obj) = decode(kv, kv.mod_revision) {
+                    let rc = resources.entry(storage_of(&kv.key).to_string()).or_insert_with(|| Arc::new(ResourceCache::new(rev)));
+                    rc.state.write().unwrap().objects.insert(obj.key.clone(), obj);
+                }
+            }
+            start_after = page.kvs.last().map(|kv| kv.key.clone());
+            if page.remaining == 0 || page.kvs.is_empty() {
+                break;
+            }
+        }
+        let start = at.unwrap_or(0);
+        let (rev, _) = watch::channel(start);
+        let cache = Arc::new(WatchCache { resources: RwLock::new(resources), rev, start, failed: Mutex::new(None) });
+        let stream = store.watch("/registry/".into(), start).await?;
+        tokio::spawn(cache.clone().follow(store, stream));
+        Ok(cache)
+    }
+
+    async fn follow(self: Arc<Self>, store: Arc<dyn Store>, mut stream: store::WatchStream) {
+        loop {
+            while let Some(ev) = stream.next().await {
+                match ev {
+                    Ok(ev) => {
+                        let rev = ev.revision();
+                        if let Some(obj) = decode(&ev.kv, rev) {
+                            self.resource(storage_of(&ev.kv.key)).apply(ev.kind, obj);
+                        }
+                        self.rev.send_replace(rev);
+                    }
+                    Err(e) => {
+                        tracing::warn!("store watch ended: {e}");
+                        break;
+                    }
+                }
+            }
+            // Resume from the last applied revision; history that old is kept
+            // by the store for minutes, so this only fails after a long stall.
+            let from = *self.rev.borrow();
+            match store.watch("/registry/".into(), from).await {
+                Ok(s) => stream = s,
+                Err(e) => {
+                    tracing::error!("cannot resume the store watch from {from}: {e}");
+                    *self.failed.lock().unwrap() = Some(e.to_string());
+                    tokio::time::sleep(Duration::from_secs(1)).await;
+                }
+            }
+        }
+    }
+
+    /// The cache of one storage prefix, created empty when first seen.
+    pub fn resource(&self, storage: &str) -> Arc<ResourceCache> {
+        if let Some(rc) = self.resources.read().unwrap().get(storage) {
+            return rc.clone();
+        }
+        let floor = (*self.rev.borrow()).max(self.start);
+        self.resources.write().unwrap().entry(storage.to_string()).or_insert_with(|| Arc::new(ResourceCache::new(floor))).clone()
+    }
+
+    /// The newest revision applied to the cache.
+    pub fn revision(&self) -> Revision {
+        *self.rev.borrow()
+    }
+
+    /// Waits until the cache has applied `rev`; false on timeout.
+    pub async fn wait_for(&self, rev: Revision, timeout: Duration) -> bool {
+        let mut rx = self.rev.subscribe();
+        tokio::time::timeout(timeout, rx.wait_for(|r| *r >= rev)).await.is_ok_and(|r| r.is_ok())
+    }
+}

@@ -1,0 +1,1493 @@
+//! The one generic REST handler. Every resource, built-in or custom, goes
+//! through these functions: get, list, watch, create, update, patch, delete and
+//! deletecollection, and the generic subresources (status, scale, binding,
+//! eviction, finalize). Per-kind behaviour comes only from the resource's
+//! `ResourceDef` and `schema::hooks`.
+
+use std::collections::HashMap;
+use std::convert::Infallible;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use api::ApiError;
+use api::selector::{FieldSelector, LabelSelector};
+use base64::Engine;
+use bytes::Bytes;
+use http::{Request, Response, StatusCode, header};
+use http_body::Frame;
+use http_body_util::{BodyExt, Limited};
+use schema::{NameRule, ResourceDef};
+use serde_json::{Map, Value, json};
+use store::{KeyValue, RangeRequest, Revision};
+use tokio::sync::{broadcast, mpsc};
+
+use crate::cache::{CacheEvent, Cached, EventType};
+use crate::output::{self, Format, IncludeObject, encode};
+use crate::request::RequestInfo;
+use crate::{ApiServer, BoxError, Inner, MAX_OBJECT_BYTES, MAX_REQUEST_BYTES, ResBody, User};
+
+type Query = HashMap<String, String>;
+type Result<T, E = ApiError> = std::result::Result<T, E>;
+
+/// Media types the server produces and consumes (for 406 and 415 answers).
+const ACCEPTED: [&str; 3] = ["application/json", "application/yaml", "application/json;as=Table;v=v1;g=meta.k8s.io"];
+const CONSUMED: [&str; 3] = ["application/json", "application/yaml", "application/vnd.kubernetes.protobuf"];
+const PATCH_TYPES: [&str; 3] = ["application/json-patch+json", "application/merge-patch+json", "application/strategic-merge-patch+json"];
+
+/// How long a read waits for the cache to catch up before answering 504.
+const CACHE_WAIT: Duration = Duration::from_secs(3);
+
+/// One request against one resource.
+struct Ctx {
+    srv: ApiServer,
+    def: Arc<ResourceDef>,
+    info: RequestInfo,
+    query: Query,
+    user: User,
+    format: Format,
+    /// True when the stored objects may carry another version's apiVersion.
+    shared_storage: bool,
+}
+
+pub async fn serve<B>(srv: &ApiServer, req: Request<B>, info: RequestInfo, query: Query, user: User) -> Result<Response<ResBody>>
+where
+    B: http_body::Body<Data = Bytes> + Send + 'static,
+    B::Error: Into<BoxError>,
+{
+    let reg = srv.registry();
+    let def = reg.get(&info.group, &info.version, &info.resource).cloned().ok_or_else(ApiError::not_found_path)?;
+    let shared_storage = reg.defs.iter().filter(|d| d.storage == def.storage).count() > 1;
+    if !info.namespace.is_empty() && !def.namespaced {
+        return Err(ApiError::not_found_path());
+    }
+    let accept = req.headers().get(header::ACCEPT).and_then(|v| v.to_str().ok());
+    let format = output::negotiate(accept).ok_or_else(|| ApiError::not_acceptable(&ACCEPTED))?;
+    let content_type = req.headers().get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("").to_string();
+    let ctx = Ctx { srv: srv.clone(), def, info, query, user, format, shared_storage };
+    if !ctx.info.subresource.is_empty() && ctx.def.subresource(&ctx.info.subresource).is_none() {
+        return Err(ApiError::not_found_path());
+    }
+    let verb = ctx.info.verb.clone();
+    if !verb_allowed(&ctx, &verb) {
+        return Err(ApiError::method_not_supported(&ctx.def.group, &ctx.def.plural, &verb));
+    }
+    check_dry_run(&ctx.query)?;
+    match verb.as_str() {
+        "get" => ctx.get().await,
+        "list" => ctx.list().await,
+        "watch" => ctx.watch().await,
+        "create" | "update" | "patch" => {
+            let body = read_body(req.into_body()).await?;
+            match verb.as_str() {
+                "create" => ctx.create(&content_type, body).await,
+                "update" => ctx.update(&content_type, body).await,
+                _ => ctx.patch(&content_type, body).await,
+            }
+        }
+        "delete" | "deletecollection" => {
+            let body = read_body(req.into_body()).await?;
+            let opts = DeleteOptions::parse(&ctx.query, &content_type, &body)?;
+            if verb == "delete" { ctx.delete(opts).await } else { ctx.delete_collection(opts).await }
+        }
+        _ => Err(ApiError::method_not_supported(&ctx.def.group, &ctx.def.plural, &verb)),
+    }
+}
+
+fn verb_allowed(ctx: &Ctx, verb: &str) -> bool {
+    let verbs = match ctx.def.subresource(&ctx.info.subresource) {
+        Some(s) => &s.verbs,
+        None => &ctx.def.verbs,
+    };
+    verbs.iter().any(|v| v == verb)
+}
+
+fn check_dry_run(q: &Query) -> Result<()> {
+    match q.get("dryRun").map(String::as_str) {
+        None | Some("") | Some("All") => Ok(()),
+        Some(other) => Err(ApiError::bad_request(format!("dryRun: Unsupported value: \"{other}\": supported values: \"All\""))),
+    }
+}
+
+async fn read_body<B>(body: B) -> Result<Bytes>
+where
+    B: http_body::Body<Data = Bytes> + Send + 'static,
+    B::Error: Into<BoxError>,
+{
+    match Limited::new(body, MAX_REQUEST_BYTES).collect().await {
+        Ok(c) => Ok(c.to_bytes()),
+        Err(e) if e.downcast_ref::<http_body_util::LengthLimitError>().is_some() => {
+            Err(ApiError::too_large(format!("Request entity too large: limit is {MAX_REQUEST_BYTES}")))
+        }
+        Err(e) => Err(ApiError::bad_request(format!("error reading request body: {e}"))),
+    }
+}
+
+/// Decodes a JSON or YAML request body into a JSON object.
+fn decode_body(content_type: &str, body: &[u8]) -> Result<Value> {
+    let mime = content_type.split(';').next().unwrap_or("").trim().to_ascii_lowercase();
+    let v: Value = match mime.as_str() {
+        "" | "application/json" | "*/*" => {
+            serde_json::from_slice(body).map_err(|e| ApiError::bad_request(format!("couldn't get version/kind; json parse error: {e}")))?
+        }
+        "application/yaml" | "application/x-yaml" | "text/yaml" => {
+            serde_yaml::from_slice(body).map_err(|e| ApiError::bad_request(format!("error converting YAML to JSON: yaml: {e}")))?
+        }
+        "application/vnd.kubernetes.protobuf" => {
+            schema::protobuf::decode(body).map_err(|e| ApiError::bad_request(format!("failed to decode protobuf body: {e}")))?
+        }
+        _ => return Err(ApiError::unsupported_media_type(&CONSUMED)),
+    };
+    if !v.is_object() {
+        return Err(ApiError::bad_request("couldn't get version/kind; json parse error: the body is not a JSON object"));
+    }
+    Ok(v)
+}
+
+fn now() -> String {
+    let t = time::OffsetDateTime::now_utc();
+    format!("{:04}-{:02}-{:02}T{:02}:{:02}:{:02}Z", t.year(), t.month() as u8, t.day(), t.hour(), t.minute(), t.second())
+}
+
+fn meta(obj: &Value) -> Option<&Map<String, Value>> {
+    obj.get("metadata").and_then(Value::as_object)
+}
+
+fn meta_mut(obj: &mut Value) -> &mut Map<String, Value> {
+    let m = obj.as_object_mut().expect("objects are JSON objects").entry("metadata").or_insert_with(|| json!({}));
+    if !m.is_object() {
+        *m = json!({});
+    }
+    m.as_object_mut().unwrap()
+}
+
+fn meta_str<'a>(obj: &'a Value, field: &str) -> &'a str {
+    meta(obj).and_then(|m| m.get(field)).and_then(Value::as_str).unwrap_or("")
+}
+
+fn finalizers(obj: &Value) -> Vec<String> {
+    meta(obj)
+        .and_then(|m| m.get("finalizers"))
+        .and_then(Value::as_array)
+        .map(|a| a.iter().filter_map(|f| f.as_str().map(str::to_string)).collect())
+        .unwrap_or_default()
+}
+
+/// Finalizers that keep an object with a deletionTimestamp alive: its own, and
+/// for namespaces the spec finalizers the namespace controller clears.
+fn blocking_finalizers(def: &ResourceDef, obj: &Value) -> bool {
+    if !finalizers(obj).is_empty() {
+        return true;
+    }
+    def.group.is_empty()
+        && def.kind == "Namespace"
+        && obj.pointer("/spec/finalizers").and_then(Value::as_array).is_some_and(|a| !a.is_empty())
+}
+
+/// A random suffix for generateName, from upstream's alphabet (no vowels, no
+/// look-alike characters).
+fn random_suffix() -> String {
+    const ALPHABET: &[u8] = b"bcdfghjklmnpqrstvwxz2456789";
+    uuid::Uuid::new_v4().as_bytes()[..5].iter().map(|b| ALPHABET[*b as usize % ALPHABET.len()] as char).collect()
+}
+
+fn name_check(rule: NameRule) -> fn(&str) -> Vec<String> {
+    match rule {
+        NameRule::Subdomain => api::validation::is_dns1123_subdomain,
+        NameRule::Label => api::validation::is_dns1123_label,
+        NameRule::PathSegment => api::validation::is_path_segment_name,
+    }
+}
+
+fn store_err(e: store::Error) -> ApiError {
+    match e {
+        store::Error::Compacted { requested, compacted } => ApiError::gone(format!("too old resource version: {requested} ({compacted})")),
+        store::Error::FutureRevision { requested, current } => {
+            ApiError::timeout(format!("Too large resource version: {requested}, current: {current}"))
+        }
+        other => ApiError::internal(other.to_string()),
+    }
+}
+
+/// Parsed DeleteOptions, from the body and the query.
+#[derive(Default)]
+struct DeleteOptions {
+    uid: Option<String>,
+    resource_version: Option<String>,
+    propagation: Option<String>,
+    dry_run: bool,
+}
+
+impl DeleteOptions {
+    fn parse(q: &Query, content_type: &str, body: &[u8]) -> Result<Self> {
+        let mut o = DeleteOptions::default();
+        if !body.iter().all(u8::is_ascii_whitespace) {
+            let v = decode_body(content_type, body)?;
+            o.uid = v.pointer("/preconditions/uid").and_then(Value::as_str).map(str::to_string);
+            o.resource_version = v.pointer("/preconditions/resourceVersion").and_then(Value::as_str).map(str::to_string);
+            o.propagation = v.get("propagationPolicy").and_then(Value::as_str).map(str::to_string);
+            if v.get("orphanDependents").and_then(Value::as_bool) == Some(true) {
+                o.propagation.get_or_insert_with(|| "Orphan".into());
+            }
+            o.dry_run = v.get("dryRun").and_then(Value::as_array).is_some_and(|a| a.iter().any(|d| d == "All"));
+        }
+        if let Some(p) = q.get("propagationPolicy") {
+            o.propagation = Some(p.clone());
+        }
+        if q.get("orphanDependents").map(String::as_str) == Some("true") {
+            o.propagation.get_or_insert_with(|| "Orphan".into());
+        }
+        if let Some(p) = &o.propagation {
+            if !matches!(p.as_str(), "Orphan" | "Background" | "Foreground") {
+                return Err(ApiError::bad_request(format!(
+                    "propagationPolicy: Unsupported value: \"{p}\": supported values: \"Foreground\", \"Background\", \"Orphan\""
+                )));
+            }
+        }
+        o.dry_run |= q.get("dryRun").is_some_and(|d| d == "All");
+        Ok(o)
+    }
+}
+
+impl Ctx {
+    fn inner(&self) -> &Inner {
+        &self.srv.0
+    }
+
+    fn dry_run(&self) -> bool {
+        self.query.get("dryRun").is_some_and(|d| d == "All")
+    }
+
+    fn key_for(&self, namespace: &str, name: &str) -> String {
+        if self.def.namespaced {
+            format!("/registry/{}/{}/{}", self.def.storage, namespace, name)
+        } else {
+            format!("/registry/{}/{}", self.def.storage, name)
+        }
+    }
+
+    fn key(&self) -> String {
+        self.key_for(&self.info.namespace, &self.info.name)
+    }
+
+    /// The key prefix of the request's collection (one namespace or all).
+    fn prefix(&self) -> String {
+        if self.def.namespaced && !self.info.namespace.is_empty() {
+            format!("/registry/{}/{}/", self.def.storage, self.info.namespace)
+        } else {
+            format!("/registry/{}/", self.def.storage)
+        }
+    }
+
+    fn not_found(&self) -> ApiError {
+        ApiError::not_found(&self.def.group, &self.def.plural, &self.info.name)
+    }
+
+    fn conflict(&self, name: &str, msg: &str) -> ApiError {
+        ApiError::conflict(&self.def.group, &self.def.plural, name, msg)
+    }
+
+    fn list_kind(&self) -> String {
+        format!("{}List", self.def.kind)
+    }
+
+    /// Waits until the cache reflects every write acknowledged so far.
+    async fn consistent(&self) -> Result<()> {
+        let cur = self.inner().store.current_revision().await.map_err(store_err)?;
+        self.wait_cache(cur).await
+    }
+
+    async fn wait_cache(&self, rev: Revision) -> Result<()> {
+        if self.inner().cache.wait_for(rev, CACHE_WAIT).await {
+            Ok(())
+        } else {
+            Err(ApiError::timeout(format!("Too large resource version: {rev}, current: {}", self.inner().cache.revision())))
+        }
+    }
+
+    /// Honours a read's resourceVersion: unset is a consistent read, "0" any
+    /// cached state, N at least N.
+    async fn read_barrier(&self) -> Result<()> {
+        match self.query.get("resourceVersion").map(String::as_str) {
+            None | Some("") => self.consistent().await,
+            Some("0") => Ok(()),
+            Some(rv) => self.wait_cache(parse_rv(rv)?).await,
+        }
+    }
+
+    /// The served JSON of a cached object: the cached bytes, with apiVersion
+    /// rewritten when another version of the resource stored it.
+    fn served_bytes(&self, c: &Cached) -> Bytes {
+        if !self.shared_storage {
+            return c.bytes.clone();
+        }
+        let mut v = c.value();
+        v["apiVersion"] = json!(self.def.api_version());
+        Bytes::from(serde_json::to_vec(&v).unwrap_or_default())
+    }
+
+    fn served_value(&self, mut v: Value) -> Value {
+        if self.shared_storage {
+            v["apiVersion"] = json!(self.def.api_version());
+        }
+        v
+    }
+
+    /// Encodes one object in the negotiated format.
+    fn object_response(&self, code: StatusCode, obj: Bytes) -> Result<Response<ResBody>> {
+        Ok(match self.format {
+            Format::Json | Format::Yaml => encode(code, self.format, obj),
+            Format::Table { v1beta1 } => {
+                let v: Value = serde_json::from_slice(&obj).unwrap_or(Value::Null);
+                let include = IncludeObject::parse(self.query.get("includeObject").map(String::as_str))?;
+                let rv = meta_str(&v, "resourceVersion").to_string();
+                output::value_response(code, &output::table(&self.def, &[v], json!({"resourceVersion": rv}), include, true, v1beta1))
+            }
+            Format::Meta { v1beta1 } => {
+                let v: Value = serde_json::from_slice(&obj).unwrap_or(Value::Null);
+                output::value_response(code, &output::partial(&v, v1beta1))
+            }
+        })
+    }
+
+    fn value_response(&self, code: StatusCode, v: &Value) -> Result<Response<ResBody>> {
+        self.object_response(code, Bytes::from(serde_json::to_vec(v).unwrap_or_default()))
+    }
+
+    // ---- reads ----
+
+    async fn get(&self) -> Result<Response<ResBody>> {
+        self.read_barrier().await?;
+        let rc = self.inner().cache.resource(&self.def.storage);
+        let obj = rc.get(&self.key()).ok_or_else(|| self.not_found())?;
+        match self.info.subresource.as_str() {
+            "" | "status" => self.object_response(StatusCode::OK, self.served_bytes(&obj)),
+            "scale" => output_scale(&obj.value()),
+            _ => Err(ApiError::method_not_supported(&self.def.group, &self.def.plural, "get")),
+        }
+    }
+
+    fn selectors(&self) -> Result<(LabelSelector, FieldSelector)> {
+        let label = LabelSelector::parse(self.query.get("labelSelector").map(String::as_str).unwrap_or(""))
+            .map_err(|e| ApiError::bad_request(format!("unable to parse requirement: {e}")))?;
+        let field = FieldSelector::parse(self.query.get("fieldSelector").map(String::as_str).unwrap_or(""))
+            .map_err(|e| ApiError::bad_request(format!("invalid field selector: {e}")))?;
+        let probe = json!({});
+        for f in field.fields() {
+            if self.def.field_value(&probe, f).is_none() {
+                return Err(ApiError::bad_request(format!("field label not supported: {f}")));
+            }
+        }
+        Ok((label, field))
+    }
+
+    async fn list(&self) -> Result<Response<ResBody>> {
+        let (label, field) = self.selectors()?;
+        let filter = Filter { def: self.def.clone(), label, field };
+        let limit: usize = match self.query.get("limit") {
+            Some(l) if !l.is_empty() => l.parse().map_err(|_| ApiError::bad_request(format!("invalid limit: {l}")))?,
+            _ => 0,
+        };
+        let rv_match = self.query.get("resourceVersionMatch").map(String::as_str).unwrap_or("");
+        let rv = self.query.get("resourceVersion").map(String::as_str).unwrap_or("");
+        let cont = self.query.get("continue").map(String::as_str).unwrap_or("");
+        if !rv_match.is_empty() && rv.is_empty() {
+            return Err(ApiError::bad_request("resourceVersionMatch is forbidden unless resourceVersion is provided"));
+        }
+        if !matches!(rv_match, "" | "Exact" | "NotOlderThan") {
+            return Err(ApiError::bad_request(format!(
+                "resourceVersionMatch: Unsupported value: \"{rv_match}\": supported values: \"Exact\", \"NotOlderThan\""
+            )));
+        }
+        if !cont.is_empty() && !rv.is_empty() && rv != "0" {
+            return Err(ApiError::bad_request("specifying resource version is not allowed when using continue"));
+        }
+        let exact = rv_match == "Exact" || (rv_match.is_empty() && !rv.is_empty() && rv != "0" && limit > 0);
+        let (items, rev, next, remaining) = if !cont.is_empty() || limit > 0 || exact {
+            let at = if !cont.is_empty() {
+                None
+            } else if exact {
+                Some(parse_rv(rv)?)
+            } else {
+                self.read_barrier().await?;
+                None
+            };
+            self.list_from_store(&filter, limit, cont, at).await?
+        } else {
+            self.read_barrier().await?;
+            let rc = self.inner().cache.resource(&self.def.storage);
+            let global = self.inner().cache.revision();
+            let (objs, rev) = rc.list(&self.prefix(), global);
+            let items: Vec<Bytes> = objs.iter().filter(|o| filter.matches(o)).map(|o| self.served_bytes(o)).collect();
+            (items, rev, None, None)
+        };
+        self.list_response(items, rev, next, remaining)
+    }
+
+    /// A paged list read from the store at one revision (continue tokens keep
+    /// that revision, so every page belongs to one consistent snapshot).
+    async fn list_from_store(
+        &self,
+        filter: &Filter,
+        limit: usize,
+        cont: &str,
+        at: Option<Revision>,
+    ) -> Result<(Vec<Bytes>, Revision, Option<String>, Option<usize>)> {
+        let prefix = self.prefix();
+        let (mut start_after, mut revision) = (None, at);
+        if !cont.is_empty() {
+            let (rv, start) = decode_continue(cont)?;
+            start_after = Some(format!("{prefix}{start}"));
+            revision = Some(rv);
+        }
+        let mut items = Vec::new();
+        let mut remaining;
+        let mut last_key = None;
+        let mut read_rev;
+        loop {
+            let want = if limit == 0 { 0 } else { limit - items.len() };
+            let page = self
+                .inner()
+                .store
+                .range(RangeRequest { prefix: prefix.clone(), start_after: start_after.clone(), revision, limit: want })
+                .await
+                .map_err(|e| match e {
+                    store::Error::Compacted { .. } if !cont.is_empty() => ApiError::gone(
+                        "The provided continue parameter is too old to display a consistent list result. You can start a new list without the continue parameter.",
+                    ),
+                    other => store_err(other),
+                })?;
+            read_rev = page.revision;
+            revision = Some(read_rev);
+            for kv in &page.kvs {
+                if let Some(c) = cached_from_kv(kv) {
+                    if filter.matches(&c) {
+                        items.push(self.served_bytes(&c));
+                    }
+                }
+            }
+            remaining = page.remaining;
+            if let Some(kv) = page.kvs.last() {
+                last_key = Some(kv.key.clone());
+                start_after = last_key.clone();
+            }
+            if page.remaining == 0 || page.kvs.is_empty() || limit == 0 || items.len() >= limit {
+                break;
+            }
+        }
+        let next = if remaining > 0 {
+            last_key.map(|k| encode_continue(read_rev, k.strip_prefix(&prefix).unwrap_or(&k)))
+        } else {
+            None
+        };
+        let remaining = (next.is_some() && filter.is_empty()).then_some(remaining);
+        Ok((items, read_rev, next, remaining))
+    }
+
+    fn list_response(&self, items: Vec<Bytes>, rev: Revision, next: Option<String>, remaining: Option<usize>) -> Result<Response<ResBody>> {
+        let mut list_meta = json!({"resourceVersion": rev.to_string()});
+        if let Some(n) = next {
+            list_meta["continue"] = json!(n);
+        }
+        if let Some(r) = remaining {
+            list_meta["remainingItemCount"] = json!(r);
+        }
+        match self.format {
+            Format::Json | Format::Yaml => {
+                // The list is spliced from the items' cached encodings.
+                let mut out = Vec::with_capacity(64 + items.iter().map(|i| i.len() + 1).sum::<usize>());
+                out.extend_from_slice(
+                    serde_json::to_string(&json!({"kind": self.list_kind(), "apiVersion": self.def.api_version(), "metadata": list_meta}))
+                        .unwrap()
+                        .trim_end_matches('}')
+                        .as_bytes(),
+                );
+                out.extend_from_slice(b",\"items\":[");
+                for (i, item) in items.iter().enumerate() {
+                    if i > 0 {
+                        out.push(b',');
+                    }
+                    out.extend_from_slice(item);
+                }
+                out.extend_from_slice(b"]}");
+                Ok(encode(StatusCode::OK, self.format, Bytes::from(out)))
+            }
+            Format::Table { v1beta1 } => {
+                let include = IncludeObject::parse(self.query.get("includeObject").map(String::as_str))?;
+                let objs: Vec<Value> = items.iter().map(|b| serde_json::from_slice(b).unwrap_or(Value::Null)).collect();
+                Ok(output::value_response(StatusCode::OK, &output::table(&self.def, &objs, list_meta, include, true, v1beta1)))
+            }
+            Format::Meta { v1beta1 } => {
+                let objs: Vec<Value> = items.iter().map(|b| serde_json::from_slice(b).unwrap_or(Value::Null)).collect();
+                Ok(output::value_response(StatusCode::OK, &output::partial_list(objs, list_meta, v1beta1)))
+            }
+        }
+    }
+
+    // ---- watch ----
+
+    async fn watch(&self) -> Result<Response<ResBody>> {
+        if self.format == Format::Yaml {
+            return Err(ApiError::not_acceptable(&["application/json", "application/json;stream=watch"]));
+        }
+        let (label, field) = self.selectors()?;
+        let mut filter = Filter { def: self.def.clone(), label, field };
+        if !self.info.name.is_empty() {
+            // A watch on one object, as /watch/.../name or a metadata.name selector.
+            filter.field = FieldSelector::parse(&format!("metadata.name={}", self.info.name)).unwrap_or(filter.field);
+        }
+        let q = |k: &str| self.query.get(k).map(String::as_str).unwrap_or("");
+        let bookmarks = q("allowWatchBookmarks") == "true";
+        let send_initial = match q("sendInitialEvents") {
+            "true" => Some(true),
+            "false" => Some(false),
+            _ => None,
+        };
+        if send_initial.is_some() && q("resourceVersionMatch") != "NotOlderThan" {
+            return Err(invalid_list_options("resourceVersionMatch", "sendInitialEvents requires setting resourceVersionMatch to NotOlderThan"));
+        }
+        if send_initial == Some(true) && !bookmarks {
+            return Err(invalid_list_options("allowWatchBookmarks", "sendInitialEvents requires setting allowWatchBookmarks to true"));
+        }
+        let timeout = match q("timeoutSeconds") {
+            "" => Duration::from_secs(1800 + u64::from(uuid::Uuid::new_v4().as_bytes()[0]) * 7),
+            t => Duration::from_secs(t.parse().map_err(|_| ApiError::bad_request(format!("invalid timeoutSeconds: {t}")))?),
+        };
+        let rv = q("resourceVersion");
+        let cache = self.inner().cache.clone();
+        // Which point the watch starts from: None = the current state first.
+        let from = match (rv, send_initial) {
+            ("" | "0", None | Some(true)) => None,
+            ("", Some(false)) | ("0", Some(false)) => Some(cache.revision()),
+            (n, Some(true)) => {
+                self.wait_cache(parse_rv(n)?).await?;
+                None
+            }
+            (n, _) => {
+                let n = parse_rv(n)?;
+                self.wait_cache(n).await?;
+                Some(n)
+            }
+        };
+        if from.is_none() && rv.is_empty() {
+            self.consistent().await?;
+        }
+        let rc = cache.resource(&self.def.storage);
+        let prefix = self.prefix();
+        let (tx, rx) = mpsc::channel::<Bytes>(256);
+        let body = http_body_util::BodyExt::boxed(ChannelBody(rx));
+        let mut resp = Response::new(body);
+        resp.headers_mut().insert(header::CONTENT_TYPE, http::HeaderValue::from_static("application/json"));
+        let sub = match rc.subscribe(&prefix, from, cache.revision()) {
+            Ok(s) => s,
+            Err(floor) => {
+                let e = ApiError::gone(format!("too old resource version: {} ({floor})", from.unwrap_or(0)));
+                let ev = json!({"type": "ERROR", "object": e.to_status()});
+                let _ = tx.try_send(Bytes::from(format!("{ev}\n")));
+                return Ok(resp);
+            }
+        };
+        let include = IncludeObject::parse(self.query.get("includeObject").map(String::as_str))?;
+        let w = Watcher {
+            def: self.def.clone(),
+            format: self.format,
+            include,
+            filter,
+            prefix,
+            shared_storage: self.shared_storage,
+            headers_sent: false,
+            last: sub.rev,
+            tx,
+        };
+        tokio::spawn(w.run(sub, cache, send_initial == Some(true), bookmarks, timeout));
+        Ok(resp)
+    }
+
+    // ---- writes ----
+
+    async fn create(&self, content_type: &str, body: Bytes) -> Result<Response<ResBody>> {
+        match self.info.subresource.as_str() {
+            "" => {}
+            "binding" => return self.bind(content_type, &body).await,
+            "eviction" => return self.evict().await,
+            _ => return Err(ApiError::method_not_supported(&self.def.group, &self.def.plural, "create")),
+        }
+        let mut obj = decode_body(content_type, &body)?;
+        self.check_type(&mut obj)?;
+        if self.def.virtual_only {
+            return self.review(obj);
+        }
+        if self.def.kind == "Binding" && self.def.group.is_empty() {
+            return self.bind_object(obj).await;
+        }
+        let m = meta_mut(&mut obj);
+        let ns_in_body = m.get("namespace").and_then(Value::as_str).unwrap_or("").to_string();
+        if self.def.namespaced {
+            if !ns_in_body.is_empty() && !self.info.namespace.is_empty() && ns_in_body != self.info.namespace {
+                return Err(ApiError::bad_request("the namespace of the provided object does not match the namespace sent on the request"));
+            }
+            if self.info.namespace.is_empty() {
+                return Err(ApiError::bad_request("the namespace of the object must be set in the request path"));
+            }
+            m.insert("namespace".into(), json!(self.info.namespace));
+        } else {
+            m.remove("namespace");
+        }
+        let name = m.get("name").and_then(Value::as_str).unwrap_or("").to_string();
+        if name.is_empty() {
+            if let Some(prefix) = m.get("generateName").and_then(Value::as_str).filter(|p| !p.is_empty()) {
+                let mut generated = prefix.to_string();
+                // Upstream truncates the prefix so that prefix + suffix fits 63 characters.
+                generated.truncate(58);
+                generated.push_str(&random_suffix());
+                m.insert("name".into(), json!(generated));
+            }
+        }
+        if m.get("resourceVersion").and_then(Value::as_str).is_some_and(|r| !r.is_empty()) {
+            return Err(ApiError::bad_request("resourceVersion should not be set on objects to be created"));
+        }
+        m.remove("resourceVersion");
+        m.remove("deletionTimestamp");
+        m.remove("deletionGracePeriodSeconds");
+        m.remove("selfLink");
+        m.insert("uid".into(), json!(uuid::Uuid::new_v4().to_string()));
+        m.insert("creationTimestamp".into(), json!(now()));
+        schema::hooks::prepare_create(&self.def, &mut obj);
+        if schema::hooks::tracks_generation(&self.def, &obj) {
+            meta_mut(&mut obj).insert("generation".into(), json!(1));
+        } else {
+            meta_mut(&mut obj).remove("generation");
+        }
+        self.validate(&obj, None)?;
+        let name = meta_str(&obj, "name").to_string();
+        if self.def.namespaced {
+            self.require_namespace(&self.info.namespace, &name).await?;
+        }
+        let bytes = encode_stored(&obj)?;
+        if self.dry_run() {
+            return self.value_response(StatusCode::CREATED, &obj);
+        }
+        let kv = self.inner().store.create(self.key_for(&self.info.namespace, &name), bytes).await.map_err(|e| match e {
+            store::Error::AlreadyExists => ApiError::already_exists(&self.def.group, &self.def.plural, &name),
+            other => store_err(other),
+        })?;
+        meta_mut(&mut obj).insert("resourceVersion".into(), json!(kv.mod_revision.to_string()));
+        self.value_response(StatusCode::CREATED, &obj)
+    }
+
+    /// The object's apiVersion and kind must name this resource (missing ones
+    /// are filled in).
+    fn check_type(&self, obj: &mut Value) -> Result<()> {
+        let want_kind = match self.info.subresource.as_str() {
+            "" => self.def.kind.clone(),
+            s => self.def.subresource(s).map(|s| s.kind.clone()).unwrap_or_default(),
+        };
+        let want_av = match self.def.subresource(&self.info.subresource) {
+            Some(s) if s.group.is_some() => {
+                let g = s.group.clone().unwrap();
+                let v = s.version.clone().unwrap_or_default();
+                if g.is_empty() { v } else { format!("{g}/{v}") }
+            }
+            _ => self.def.api_version(),
+        };
+        let map = obj.as_object_mut().unwrap();
+        match map.get("apiVersion").and_then(Value::as_str) {
+            None | Some("") => {
+                map.insert("apiVersion".into(), json!(want_av));
+            }
+            Some(av) if av != want_av && !(self.info.subresource == "status" && av == self.def.api_version()) => {
+                return Err(ApiError::bad_request(format!("the API version in the data ({av}) does not match the expected API version ({want_av})")));
+            }
+            _ => {}
+        }
+        match map.get("kind").and_then(Value::as_str) {
+            None | Some("") => {
+                map.insert("kind".into(), json!(want_kind));
+            }
+            Some(k) if k != want_kind && !(self.info.subresource == "status" && k == self.def.kind) => {
+                return Err(ApiError::bad_request(format!("{k} in version \"{}\" cannot be handled as a {want_kind}: the kind in the data does not match", self.def.version)));
+            }
+            _ => {}
+        }
+        Ok(())
+    }
+
+    fn validate(&self, obj: &Value, old: Option<&Value>) -> Result<()> {
+        let m = obj.get("metadata").cloned().unwrap_or(json!({}));
+        let mut causes = api::validation::validate_object_meta(&m, self.def.namespaced, name_check(self.def.name_rule), old.is_none());
+        if let Some(old) = old {
+            for f in ["name", "namespace", "uid", "creationTimestamp"] {
+                let (a, b) = (meta_str(obj, f), meta_str(old, f));
+                if a != b && !(f == "uid" && a.is_empty()) {
+                    causes.push(api::StatusCause {
+                        reason: "FieldValueInvalid".into(),
+                        message: format!("Invalid value: {}: field is immutable", json!(a)),
+                        field: format!("metadata.{f}"),
+                    });
+                }
+            }
+        }
+        if !causes.is_empty() {
+            return Err(ApiError::invalid(&self.def.group, &self.def.kind, meta_str(obj, "name"), causes));
+        }
+        Ok(())
+    }
+
+    async fn require_namespace(&self, ns: &str, name: &str) -> Result<()> {
+        let key = format!("/registry/namespaces/{ns}");
+        let cached = self.inner().cache.resource("namespaces").get(&key);
+        let v = match cached {
+            Some(c) => c.value(),
+            None => match self.inner().store.get(&key).await.map_err(store_err)? {
+                Some(kv) => serde_json::from_slice(&kv.value).unwrap_or(Value::Null),
+                None => return Err(ApiError::not_found("", "namespaces", ns)),
+            },
+        };
+        if v.pointer("/status/phase").and_then(Value::as_str) == Some("Terminating") || meta(&v).is_some_and(|m| m.contains_key("deletionTimestamp")) {
+            return Err(ApiError::forbidden(
+                &self.def.group,
+                &self.def.plural,
+                name,
+                &format!("unable to create new content in namespace {ns} because it is being terminated"),
+            ));
+        }
+        Ok(())
+    }
+
+    async fn read_current(&self, key: &str) -> Result<(KeyValue, Value)> {
+        let kv = self.inner().store.get(key).await.map_err(store_err)?.ok_or_else(|| self.not_found())?;
+        let v: Value = serde_json::from_slice(&kv.value).map_err(|e| ApiError::internal(format!("stored object undecodable: {e}")))?;
+        let rev = kv.mod_revision;
+        Ok((kv, with_rv(v, rev)))
+    }
+
+    async fn update(&self, content_type: &str, body: Bytes) -> Result<Response<ResBody>> {
+        let mut obj = decode_body(content_type, &body)?;
+        if self.info.subresource == "scale" {
+            return self.update_scale(obj).await;
+        }
+        self.check_type(&mut obj)?;
+        let body_name = meta_str(&obj, "name");
+        if !body_name.is_empty() && body_name != self.info.name {
+            return Err(ApiError::bad_request(format!(
+                "the name of the object ({body_name}) does not match the name on the URL ({})",
+                self.info.name
+            )));
+        }
+        let body_ns = meta_str(&obj, "namespace");
+        if self.def.namespaced && !body_ns.is_empty() && body_ns != self.info.namespace {
+            return Err(ApiError::bad_request("the namespace of the provided object does not match the namespace sent on the request"));
+        }
+        let want_rv = meta_str(&obj, "resourceVersion").to_string();
+        let key = self.key();
+        loop {
+            let (kv, cur) = self.read_current(&key).await?;
+            if !want_rv.is_empty() && want_rv != kv.mod_revision.to_string() {
+                return Err(self.conflict(&self.info.name, api::ApiError::OPTIMISTIC_LOCK_MSG));
+            }
+            let new = self.merge_update(&cur, obj.clone())?;
+            match self.write(&key, new, &kv, &cur).await {
+                Err(WriteError::Conflict) if want_rv.is_empty() => continue,
+                Err(WriteError::Conflict) => return Err(self.conflict(&self.info.name, api::ApiError::OPTIMISTIC_LOCK_MSG)),
+                Err(WriteError::Api(e)) => return Err(e),
+                Ok(v) => return self.value_response(StatusCode::OK, &v),
+            }
+        }
+    }
+
+    /// The object an update of `cur` with `new` stores: a write to the main
+    /// resource keeps the old status, a write to `status` keeps everything
+    /// but the status, system metadata is never taken from the client.
+    fn merge_update(&self, cur: &Value, mut new: Value) -> Result<Value> {
+        match self.info.subresource.as_str() {
+            "status" => {
+                let mut out = cur.clone();
+                out["status"] = new.get("status").cloned().unwrap_or(json!({}));
+                // Status writers may still touch labels and annotations? Upstream keeps
+                // the old metadata except for managed fields; so do we.
+                return Ok(out);
+            }
+            "finalize" => {
+                let mut out = cur.clone();
+                out["spec"]["finalizers"] = new.pointer("/spec/finalizers").cloned().unwrap_or(json!([]));
+                return Ok(out);
+            }
+            "" => {}
+            other => return Err(ApiError::method_not_supported(&self.def.group, &self.def.plural, &format!("update {other}"))),
+        }
+        if self.def.has_status() {
+            match cur.get("status") {
+                Some(s) => new["status"] = s.clone(),
+                None => {
+                    new.as_object_mut().unwrap().remove("status");
+                }
+            }
+        }
+        let cm = meta(cur).cloned().unwrap_or_default();
+        let nm = meta_mut(&mut new);
+        let body_uid = nm.get("uid").and_then(Value::as_str).unwrap_or("").to_string();
+        let cur_uid = cm.get("uid").and_then(Value::as_str).unwrap_or("");
+        if !body_uid.is_empty() && body_uid != cur_uid {
+            return Err(self.conflict(
+                &self.info.name,
+                &format!("Precondition failed: UID in precondition: {body_uid}, UID in object meta: {cur_uid}"),
+            ));
+        }
+        for f in ["uid", "creationTimestamp", "deletionTimestamp", "deletionGracePeriodSeconds", "generation"] {
+            match cm.get(f) {
+                Some(v) => nm.insert(f.into(), v.clone()),
+                None => nm.remove(f),
+            };
+        }
+        if self.def.namespaced {
+            nm.insert("namespace".into(), json!(self.info.namespace));
+        }
+        nm.insert("name".into(), json!(self.info.name));
+        Ok(new)
+    }
+
+    /// Stores `new` over `cur` (read at `kv`): bumps the generation on spec
+    /// changes, skips no-op writes, and deletes an object whose deletion was
+    /// only waiting for the finalizers this write removes.
+    async fn write(&self, key: &str, mut new: Value, kv: &KeyValue, cur: &Value) -> Result<Value, WriteError> {
+        meta_mut(&mut new).remove("resourceVersion");
+        if schema::hooks::tracks_generation(&self.def, &new) && spec_of(&new) != spec_of(cur) {
+            let g = meta(cur).and_then(|m| m.get("generation")).and_then(Value::as_i64).unwrap_or(0);
+            meta_mut(&mut new).insert("generation".into(), json!(g + 1));
+        }
+        self.validate(&new, Some(cur))?;
+        let with_rv = |mut v: Value, rev: Revision| {
+            meta_mut(&mut v).insert("resourceVersion".into(), json!(rev.to_string()));
+            self.served_value(v)
+        };
+        let mut unchanged = cur.clone();
+        meta_mut(&mut unchanged).remove("resourceVersion");
+        if new == unchanged {
+            return Ok(with_rv(new, kv.mod_revision));
+        }
+        let bytes = encode_stored(&new)?;
+        if self.dry_run() {
+            return Ok(with_rv(new, kv.mod_revision));
+        }
+        let store = &self.inner().store;
+        if meta(&new).is_some_and(|m| m.contains_key("deletionTimestamp")) && !blocking_finalizers(&self.def, &new) {
+            return match store.delete(key.to_string(), Some(kv.mod_revision)).await {
+                Ok(d) => Ok(with_rv(new, d.mod_revision)),
+                Err(store::Error::Conflict { .. }) | Err(store::Error::NotFound) => Err(WriteError::Conflict),
+                Err(e) => Err(store_err(e).into()),
+            };
+        }
+        match store.update(key.to_string(), bytes, kv.mod_revision).await {
+            Ok(kv) => Ok(with_rv(new, kv.mod_revision)),
+            Err(store::Error::Conflict { .. }) => Err(WriteError::Conflict),
+            Err(store::Error::NotFound) => Err(self.not_found().into()),
+            Err(e) => Err(store_err(e).into()),
+        }
+    }
+
+    /// Reads, changes with `f` and writes, retrying on conflicts (upstream's
+    /// GuaranteedUpdate).
+    async fn guaranteed_update(&self, key: &str, mut f: impl FnMut(&Value) -> Result<Value>) -> Result<Value> {
+        for _ in 0..100 {
+            let (kv, cur) = self.read_current(key).await?;
+            let new = f(&cur)?;
+            match self.write(key, new, &kv, &cur).await {
+                Err(WriteError::Conflict) => continue,
+                Err(WriteError::Api(e)) => return Err(e),
+                Ok(v) => return Ok(v),
+            }
+        }
+        Err(ApiError::internal("too many conflicts"))
+    }
+
+    async fn patch(&self, content_type: &str, body: Bytes) -> Result<Response<ResBody>> {
+        let mime = content_type.split(';').next().unwrap_or("").trim().to_string();
+        let patch: Value = match mime.as_str() {
+            "application/json-patch+json" | "application/merge-patch+json" | "application/strategic-merge-patch+json" => {
+                serde_json::from_slice(&body).map_err(|e| ApiError::bad_request(format!("error decoding patch: {e}")))?
+            }
+            _ => return Err(ApiError::unsupported_media_type(&PATCH_TYPES)),
+        };
+        if mime == "application/json-patch+json" {
+            let ops = patch.as_array().ok_or_else(|| ApiError::bad_request("json patch must be a JSON array of operations"))?;
+            if ops.len() > 10_000 {
+                return Err(ApiError::too_large("The allowed maximum operations in a JSON patch is 10000, got more"));
+            }
+        } else if !patch.is_object() {
+            return Err(ApiError::bad_request("patch body must be a JSON object"));
+        }
+        let key = self.key();
+        let sub = self.info.subresource.clone();
+        let v = self
+            .guaranteed_update(&key, |cur| {
+                // The patch applies to what the client sees: the object, or its Scale.
+                let base = if sub == "scale" { scale_of(cur)? } else { self.served_value(cur.clone()) };
+                let mut patched = base.clone();
+                if mime == "application/json-patch+json" {
+                    let p: json_patch::Patch =
+                        serde_json::from_value(patch.clone()).map_err(|e| ApiError::bad_request(format!("invalid json patch: {e}")))?;
+                    json_patch::patch(&mut patched, &p).map_err(|e| {
+                        ApiError::invalid(&self.def.group, &self.def.kind, &self.info.name, vec![api::StatusCause {
+                            reason: "FieldValueInvalid".into(),
+                            message: format!("the JSON patch could not be applied: {e}"),
+                            field: String::new(),
+                        }])
+                    })?;
+                } else {
+                    json_patch::merge(&mut patched, &patch);
+                }
+                if !patched.is_object() {
+                    return Err(ApiError::bad_request("the patched object is not a JSON object"));
+                }
+                let patched_rv = meta_str(&patched, "resourceVersion").to_string();
+                if !patched_rv.is_empty() && patched_rv != meta_str(&base, "resourceVersion") {
+                    return Err(self.conflict(&self.info.name, api::ApiError::OPTIMISTIC_LOCK_MSG));
+                }
+                if sub == "scale" {
+                    return apply_scale(cur, &patched);
+                }
+                let mut patched = patched;
+                self.check_type(&mut patched)?;
+                self.merge_update(cur, patched)
+            })
+            .await?;
+        if sub == "scale" {
+            return output_scale(&v);
+        }
+        self.value_response(StatusCode::OK, &v)
+    }
+
+    async fn delete(&self, opts: DeleteOptions) -> Result<Response<ResBody>> {
+        if !self.info.subresource.is_empty() {
+            return Err(ApiError::method_not_supported(&self.def.group, &self.def.plural, "delete"));
+        }
+        let v = self.delete_one(&self.key(), &self.info.name, &opts).await?;
+        self.value_response(StatusCode::OK, &v)
+    }
+
+    async fn delete_one(&self, key: &str, name: &str, opts: &DeleteOptions) -> Result<Value> {
+        let not_found = || ApiError::not_found(&self.def.group, &self.def.plural, name);
+        for _ in 0..100 {
+            let Some(kv) = self.inner().store.get(key).await.map_err(store_err)? else { return Err(not_found()) };
+            let cur: Value = serde_json::from_slice(&kv.value).map_err(|e| ApiError::internal(e.to_string()))?;
+            if let Some(uid) = &opts.uid {
+                if uid != meta_str(&cur, "uid") {
+                    return Err(self.conflict(
+                        name,
+                        &format!("Precondition failed: UID in precondition: {uid}, UID in object meta: {}", meta_str(&cur, "uid")),
+                    ));
+                }
+            }
+            if let Some(rv) = &opts.resource_version {
+                if *rv != kv.mod_revision.to_string() {
+                    return Err(self.conflict(
+                        name,
+                        &format!("Precondition failed: ResourceVersion in precondition: {rv}, ResourceVersion in object meta: {}", kv.mod_revision),
+                    ));
+                }
+            }
+            let mut new = cur.clone();
+            let m = meta_mut(&mut new);
+            let mut fins = finalizers(&cur);
+            match opts.propagation.as_deref() {
+                Some("Orphan") if !fins.iter().any(|f| f == "orphan") => fins.push("orphan".into()),
+                Some("Foreground") if !fins.iter().any(|f| f == "foregroundDeletion") => fins.push("foregroundDeletion".into()),
+                _ => {}
+            }
+            let already = m.contains_key("deletionTimestamp");
+            let namespace_pending = self.def.group.is_empty() && self.def.kind == "Namespace" && blocking_finalizers(&self.def, &cur);
+            if !fins.is_empty() || namespace_pending {
+                if already {
+                    return Ok(with_rv(cur, kv.mod_revision));
+                }
+                if !fins.is_empty() {
+                    m.insert("finalizers".into(), json!(fins));
+                }
+                m.insert("deletionTimestamp".into(), json!(now()));
+                m.insert("deletionGracePeriodSeconds".into(), json!(0));
+                if namespace_pending {
+                    new["status"]["phase"] = json!("Terminating");
+                }
+                if opts.dry_run {
+                    return Ok(with_rv(new, kv.mod_revision));
+                }
+                match self.inner().store.update(key.to_string(), encode_stored(&new)?, kv.mod_revision).await {
+                    Ok(kv) => return Ok(with_rv(new, kv.mod_revision)),
+                    Err(store::Error::Conflict { .. }) => continue,
+                    Err(store::Error::NotFound) => return Err(not_found()),
+                    Err(e) => return Err(store_err(e)),
+                }
+            }
+            if opts.dry_run {
+                return Ok(with_rv(cur, kv.mod_revision));
+            }
+            match self.inner().store.delete(key.to_string(), Some(kv.mod_revision)).await {
+                Ok(d) => return Ok(self.served_value(with_rv(cur, d.mod_revision))),
+                Err(store::Error::Conflict { .. }) => continue,
+                Err(store::Error::NotFound) => return Err(not_found()),
+                Err(e) => return Err(store_err(e)),
+            }
+        }
+        Err(ApiError::internal("too many conflicts"))
+    }
+
+    async fn delete_collection(&self, opts: DeleteOptions) -> Result<Response<ResBody>> {
+        let (label, field) = self.selectors()?;
+        let filter = Filter { def: self.def.clone(), label, field };
+        self.consistent().await?;
+        let rc = self.inner().cache.resource(&self.def.storage);
+        let (objs, _) = rc.list(&self.prefix(), self.inner().cache.revision());
+        let mut deleted = Vec::new();
+        for o in objs.iter().filter(|o| filter.matches(o)) {
+            match self.delete_one(&o.key, &o.name, &opts).await {
+                Ok(v) => deleted.push(Bytes::from(serde_json::to_vec(&v).unwrap_or_default())),
+                Err(e) if e.code == 404 => {}
+                Err(e) => return Err(e),
+            }
+        }
+        let rev = self.inner().cache.revision();
+        self.list_response(deleted, rev, None, None)
+    }
+
+    // ---- subresources ----
+
+    async fn update_scale(&self, scale: Value) -> Result<Response<ResBody>> {
+        let want_rv = meta_str(&scale, "resourceVersion").to_string();
+        let key = self.key();
+        let v = self
+            .guaranteed_update(&key, |cur| {
+                if !want_rv.is_empty() && want_rv != meta_str(cur, "resourceVersion") {
+                    return Err(self.conflict(&self.info.name, api::ApiError::OPTIMISTIC_LOCK_MSG));
+                }
+                apply_scale(cur, &scale)
+            })
+            .await?;
+        output_scale(&v)
+    }
+
+    /// pods/binding and the core `bindings` resource: sets spec.nodeName once.
+    async fn bind(&self, content_type: &str, body: &[u8]) -> Result<Response<ResBody>> {
+        let b = decode_body(content_type, body)?;
+        self.bind_pod(&self.info.name, &b).await
+    }
+
+    async fn bind_object(&self, b: Value) -> Result<Response<ResBody>> {
+        let name = meta_str(&b, "name").to_string();
+        self.bind_pod(&name, &b).await
+    }
+
+    async fn bind_pod(&self, pod: &str, b: &Value) -> Result<Response<ResBody>> {
+        let node = b.pointer("/target/name").and_then(Value::as_str).unwrap_or("").to_string();
+        if node.is_empty() {
+            return Err(ApiError::invalid("", "Binding", pod, vec![api::StatusCause {
+                reason: "FieldValueRequired".into(),
+                message: "Required value".into(),
+                field: "target.name".into(),
+            }]));
+        }
+        let key = format!("/registry/pods/{}/{}", self.info.namespace, pod);
+        let pods = Ctx {
+            srv: self.srv.clone(),
+            def: self.srv.registry().get("", "v1", "pods").cloned().ok_or_else(ApiError::not_found_path)?,
+            info: RequestInfo { name: pod.into(), ..self.info.clone() },
+            query: self.query.clone(),
+            user: self.user.clone(),
+            format: Format::Json,
+            shared_storage: false,
+        };
+        pods.guaranteed_update(&key, |cur| {
+            if meta(cur).is_some_and(|m| m.contains_key("deletionTimestamp")) {
+                return Err(ApiError::conflict("", "pods", pod, "pod is being deleted, cannot be assigned to a host"));
+            }
+            if let Some(n) = cur.pointer("/spec/nodeName").and_then(Value::as_str).filter(|n| !n.is_empty()) {
+                return Err(ApiError::conflict("", "pods", pod, &format!("pod {pod} is already assigned to node \"{n}\"")));
+            }
+            let mut new = cur.clone();
+            new["spec"]["nodeName"] = json!(node);
+            let conds = new["status"]["conditions"].as_array().cloned().unwrap_or_default();
+            let mut conds: Vec<Value> = conds.into_iter().filter(|c| c["type"] != "PodScheduled").collect();
+            conds.push(json!({"type": "PodScheduled", "status": "True", "lastProbeTime": null, "lastTransitionTime": now()}));
+            new["status"]["conditions"] = json!(conds);
+            Ok(new)
+        })
+        .await?;
+        Ok(output::value_response(StatusCode::CREATED, &api::status_success(None)))
+    }
+
+    /// pods/eviction: deletes the pod (disruption budgets come with the controllers).
+    async fn evict(&self) -> Result<Response<ResBody>> {
+        self.delete_one(&self.key(), &self.info.name, &DeleteOptions::default()).await?;
+        Ok(output::value_response(StatusCode::CREATED, &api::status_success(None)))
+    }
+
+    /// Create-only review resources answer with a computed status and store nothing.
+    fn review(&self, mut obj: Value) -> Result<Response<ResBody>> {
+        let groups: Vec<Value> = self.user.groups.iter().map(|g| json!(g)).collect();
+        let status = match self.def.kind.as_str() {
+            "SelfSubjectReview" => json!({"userInfo": {"username": self.user.name, "groups": groups}}),
+            "SelfSubjectAccessReview" | "SubjectAccessReview" | "LocalSubjectAccessReview" => {
+                // Authorization is not enforced yet: every authenticated user is allowed.
+                json!({"allowed": true, "reason": "rkube does not enforce RBAC yet"})
+            }
+            "SelfSubjectRulesReview" => json!({
+                "resourceRules": [{"verbs": ["*"], "apiGroups": ["*"], "resources": ["*"]}],
+                "nonResourceRules": [{"verbs": ["*"], "nonResourceURLs": ["*"]}],
+                "incomplete": false,
+            }),
+            "TokenReview" => json!({"authenticated": false, "user": {}, "error": "token authentication is not configured"}),
+            _ => json!({}),
+        };
+        obj["status"] = status;
+        meta_mut(&mut obj).insert("creationTimestamp".into(), Value::Null);
+        self.value_response(StatusCode::CREATED, &obj)
+    }
+}
+
+enum WriteError {
+    Conflict,
+    Api(ApiError),
+}
+
+impl From<ApiError> for WriteError {
+    fn from(e: ApiError) -> Self {
+        WriteError::Api(e)
+    }
+}
+
+fn invalid_list_options(field: &str, msg: &str) -> ApiError {
+    ApiError::invalid("meta.k8s.io", "ListOptions", "", vec![api::StatusCause {
+        reason: "FieldValueForbidden".into(),
+        message: format!("Forbidden: {msg}"),
+        field: field.into(),
+    }])
+}
+
+fn with_rv(mut v: Value, rev: Revision) -> Value {
+    meta_mut(&mut v).insert("resourceVersion".into(), json!(rev.to_string()));
+    v
+}
+
+/// Everything but metadata and status: what a generation counts.
+fn spec_of(v: &Value) -> Value {
+    let mut m = v.as_object().cloned().unwrap_or_default();
+    m.remove("metadata");
+    m.remove("status");
+    Value::Object(m)
+}
+
+/// The stored encoding: no resourceVersion (the store's revision is the truth).
+fn encode_stored(obj: &Value) -> Result<Bytes> {
+    let mut v = obj.clone();
+    meta_mut(&mut v).remove("resourceVersion");
+    let bytes = serde_json::to_vec(&v).map_err(|e| ApiError::internal(e.to_string()))?;
+    if bytes.len() > MAX_OBJECT_BYTES {
+        return Err(ApiError::too_large(format!("object is larger than the maximum of {MAX_OBJECT_BYTES} bytes")));
+    }
+    Ok(Bytes::from(bytes))
+}
+
+fn parse_rv(rv: &str) -> Result<Revision> {
+    rv.parse::<Revision>()
+        .ok()
+        .filter(|r| *r >= 0)
+        .ok_or_else(|| ApiError::bad_request(format!("invalid resource version \"{rv}\"")))
+}
+
+fn encode_continue(rev: Revision, start: &str) -> String {
+    let token = json!({"v": "meta.k8s.io/v1", "rv": rev, "start": start});
+    base64::engine::general_purpose::URL_SAFE.encode(token.to_string())
+}
+
+fn decode_continue(token: &str) -> Result<(Revision, String)> {
+    let bad = |why: &str| ApiError::bad_request(format!("continue key is not valid: {why}"));
+    let raw = base64::engine::general_purpose::URL_SAFE.decode(token).map_err(|_| bad("incorrect encoded start resourceVersion (version meta.k8s.io/v1)"))?;
+    let v: Value = serde_json::from_slice(&raw).map_err(|_| bad("incorrect encoded start resourceVersion (version meta.k8s.io/v1)"))?;
+    if v["v"] != "meta.k8s.io/v1" {
+        return Err(bad("server does not recognize this encoded version"));
+    }
+    let rv = v["rv"].as_i64().filter(|r| *r > 0).ok_or_else(|| bad("incorrect encoded start resourceVersion (version meta.k8s.io/v1)"))?;
+    let start = v["start"].as_str().ok_or_else(|| bad("missing start key"))?;
+    if start.contains("..") || start.starts_with('/') {
+        return Err(bad("path traversal attempt"));
+    }
+    Ok((rv, start.to_string()))
+}
+
+/// An object read straight from the store, shaped as the cache shapes it.
+fn cached_from_kv(kv: &KeyValue) -> Option<Cached> {
+    let mut v: Value = serde_json::from_slice(&kv.value).ok()?;
+    let m = v.get_mut("metadata")?.as_object_mut()?;
+    m.insert("resourceVersion".into(), json!(kv.mod_revision.to_string()));
+    let name = m.get("name").and_then(Value::as_str).unwrap_or_default().to_string();
+    let namespace = m.get("namespace").and_then(Value::as_str).unwrap_or_default().to_string();
+    let labels = m.get("labels").and_then(Value::as_object).cloned().unwrap_or_default();
+    Some(Cached { key: kv.key.clone(), rev: kv.mod_revision, bytes: Bytes::from(serde_json::to_vec(&v).ok()?), namespace, name, labels })
+}
+
+/// Label and field selectors of a list or watch.
+struct Filter {
+    def: Arc<ResourceDef>,
+    label: LabelSelector,
+    field: FieldSelector,
+}
+
+impl Filter {
+    fn is_empty(&self) -> bool {
+        self.label.is_empty() && self.field.is_empty()
+    }
+
+    fn matches(&self, c: &Cached) -> bool {
+        if !self.label.matches(&c.labels) {
+            return false;
+        }
+        if self.field.is_empty() {
+            return true;
+        }
+        // Name and namespace are known without decoding the object.
+        let only_meta = self.field.fields().all(|f| f == "metadata.name" || f == "metadata.namespace");
+        if only_meta {
+            return self.field.matches(|f| Some(if f == "metadata.name" { c.name.clone() } else { c.namespace.clone() }));
+        }
+        let v = c.value();
+        self.field.matches(|f| self.def.field_value(&v, f))
+    }
+}
+
+// ---- scale ----
+
+fn scale_of(obj: &Value) -> Result<Value> {
+    let replicas = obj.pointer("/spec/replicas").and_then(Value::as_i64).unwrap_or(1);
+    let status_replicas = obj.pointer("/status/replicas").and_then(Value::as_i64).unwrap_or(0);
+    let selector = match obj.pointer("/spec/selector") {
+        Some(s) if s.get("matchLabels").is_some() || s.get("matchExpressions").is_some() => {
+            LabelSelector::from_json(s).map(|l| l.to_string()).unwrap_or_default()
+        }
+        // ReplicationControllers use a plain map as selector.
+        Some(Value::Object(m)) => m.iter().map(|(k, v)| format!("{k}={}", v.as_str().unwrap_or(""))).collect::<Vec<_>>().join(","),
+        _ => String::new(),
+    };
+    let m = meta(obj).cloned().unwrap_or_default();
+    let mut sm = Map::new();
+    for f in ["name", "namespace", "uid", "resourceVersion", "creationTimestamp"] {
+        if let Some(v) = m.get(f) {
+            sm.insert(f.into(), v.clone());
+        }
+    }
+    let mut status = json!({"replicas": status_replicas});
+    if !selector.is_empty() {
+        status["selector"] = json!(selector);
+    }
+    Ok(json!({
+        "kind": "Scale",
+        "apiVersion": "autoscaling/v1",
+        "metadata": sm,
+        "spec": {"replicas": replicas},
+        "status": status,
+    }))
+}
+
+fn apply_scale(cur: &Value, scale: &Value) -> Result<Value> {
+    let replicas = scale.pointer("/spec/replicas").and_then(Value::as_i64).unwrap_or(0);
+    if replicas < 0 {
+        return Err(ApiError::invalid("autoscaling", "Scale", meta_str(cur, "name"), vec![api::StatusCause {
+            reason: "FieldValueInvalid".into(),
+            message: format!("Invalid value: {replicas}: must be greater than or equal to 0"),
+            field: "spec.replicas".into(),
+        }]));
+    }
+    let mut new = cur.clone();
+    new["spec"]["replicas"] = json!(replicas);
+    Ok(new)
+}
+
+fn output_scale(obj: &Value) -> Result<Response<ResBody>> {
+    Ok(output::value_response(StatusCode::OK, &scale_of(obj)?))
+}
+
+// ---- watch streaming ----
+
+/// A response body fed by a channel (watch streams).
+struct ChannelBody(mpsc::Receiver<Bytes>);
+
+impl http_body::Body for ChannelBody {
+    type Data = Bytes;
+    type Error = Infallible;
+
+    fn poll_frame(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, Infallible>>> {
+        self.0.poll_recv(cx).map(|o| o.map(|b| Ok(Frame::data(b))))
+    }
+}
+
+struct Watcher {
+    def: Arc<ResourceDef>,
+    format: Format,
+    include: IncludeObject,
+    filter: Filter,
+    prefix: String,
+    shared_storage: bool,
+    headers_sent: bool,
+    /// Revision of the newest event sent.
+    last: Revision,
+    tx: mpsc::Sender<Bytes>,
+}
+
+impl Watcher {
+    async fn run(mut self, sub: crate::cache::Subscription, cache: Arc<crate::cache::WatchCache>, initial_end: bool, bookmarks: bool, timeout: Duration) {
+        let crate::cache::Subscription { initial, replay, rev, mut rx } = sub;
+        for obj in initial {
+            if self.filter.matches(&obj) && !self.send("ADDED", &obj).await {
+                return;
+            }
+        }
+        if initial_end {
+            if !self.bookmark(rev, true).await {
+                return;
+            }
+        }
+        for ev in replay {
+            if !self.event(&ev).await {
+                return;
+            }
+        }
+        let deadline = tokio::time::sleep(timeout);
+        tokio::pin!(deadline);
+        let mut tick = tokio::time::interval(Duration::from_secs(30));
+        tick.tick().await;
+        loop {
+            tokio::select! {
+                ev = rx.recv() => match ev {
+                    Ok(ev) => if !self.event(&ev).await { return },
+                    // Fell behind the bounded buffer, or the cache went away: end
+                    // the watch; the client resumes or relists.
+                    Err(_) => return,
+                },
+                _ = &mut deadline => return,
+                _ = tick.tick(), if bookmarks => {
+                    // Every event up to the cache revision read before draining is
+                    // in the channel already, so after the drain it has been sent.
+                    let global = cache.revision();
+                    loop {
+                        match rx.try_recv() {
+                            Ok(ev) => if !self.event(&ev).await { return },
+                            Err(broadcast::error::TryRecvError::Empty) => break,
+                            Err(_) => return,
+                        }
+                    }
+                    let r = global.max(self.last);
+                    if !self.bookmark(r, false).await { return }
+                }
+                _ = self.tx.closed() => return,
+            }
+        }
+    }
+
+    async fn event(&mut self, ev: &CacheEvent) -> bool {
+        if !ev.obj.key.starts_with(&self.prefix) {
+            return true;
+        }
+        let now = self.filter.matches(&ev.obj);
+        let before = ev.prev.as_ref().is_some_and(|p| self.filter.matches(p));
+        let typ = match ev.typ {
+            EventType::Added if now => "ADDED",
+            EventType::Modified => match (before, now) {
+                (true, true) => "MODIFIED",
+                (false, true) => "ADDED",
+                (true, false) => "DELETED",
+                _ => return true,
+            },
+            EventType::Deleted if now || before => "DELETED",
+            _ => return true,
+        };
+        self.last = ev.obj.rev;
+        self.send(typ, &ev.obj).await
+    }
+
+    async fn send(&mut self, typ: &str, obj: &Cached) -> bool {
+        let line = match self.format {
+            Format::Json | Format::Yaml => {
+                let bytes = if self.shared_storage {
+                    let mut v = obj.value();
+                    v["apiVersion"] = json!(self.def.api_version());
+                    Bytes::from(serde_json::to_vec(&v).unwrap_or_default())
+                } else {
+                    obj.bytes.clone()
+                };
+                let mut out = Vec::with_capacity(bytes.len() + 32);
+                out.extend_from_slice(b"{\"type\":\"");
+                out.extend_from_slice(typ.as_bytes());
+                out.extend_from_slice(b"\",\"object\":");
+                out.extend_from_slice(&bytes);
+                out.extend_from_slice(b"}\n");
+                Bytes::from(out)
+            }
+            Format::Table { v1beta1 } => {
+                let v = obj.value();
+                let t = output::table(&self.def, &[v], json!({"resourceVersion": obj.rev.to_string()}), self.include, !self.headers_sent, v1beta1);
+                self.headers_sent = true;
+                Bytes::from(format!("{}\n", json!({"type": typ, "object": t})))
+            }
+            Format::Meta { v1beta1 } => Bytes::from(format!("{}\n", json!({"type": typ, "object": output::partial(&obj.value(), v1beta1)}))),
+        };
+        self.tx.send(line).await.is_ok()
+    }
+
+    async fn bookmark(&mut self, rev: Revision, initial_end: bool) -> bool {
+        let mut m = json!({"resourceVersion": rev.to_string(), "creationTimestamp": null});
+        if initial_end {
+            m["annotations"] = json!({"k8s.io/initial-events-end": "true"});
+        }
+        let (kind, av) = match self.format {
+            Format::Meta { v1beta1 } => ("PartialObjectMetadata".to_string(), if v1beta1 { "meta.k8s.io/v1beta1" } else { "meta.k8s.io/v1" }.to_string()),
+            _ => (self.def.kind.clone(), self.def.api_version()),
+        };
+        let ev = json!({"type": "BOOKMARK", "object": {"kind": kind, "apiVersion": av, "metadata": m}});
+        self.last = self.last.max(rev);
+        self.tx.send(Bytes::from(format!("{ev}\n"))).await.is_ok()
+    }
+}
+
+/// Creates a namespace if it does not exist (system namespaces at start-up).
+pub async fn ensure_namespace(inner: &Inner, name: &str) -> store::Result<()> {
+    let key = format!("/registry/namespaces/{name}");
+    if inner.store.get(&key).await?.is_some() {
+        return Ok(());
+    }
+    let ns = json!({
+        "kind": "Namespace",
+        "apiVersion": "v1",
+        "metadata": {
+            "name": name,
+            "uid": uuid::Uuid::new_v4().to_string(),
+            "creationTimestamp": now(),
+            "labels": {"kubernetes.io/metadata.name": name},
+        },
+        "spec": {"finalizers": ["kubernetes"]},
+        "status": {"phase": "Active"},
+    });
+    match inner.store.create(key, Bytes::from(serde_json::to_vec(&ns).unwrap())).await {
+        Ok(_) | Err(store::Error::AlreadyExists) => Ok(()),
+        Err(e) => Err(e),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn continue_tokens_round_trip() {
+        let t = encode_continue(42, "ns/pod-7");
+        assert_eq!(decode_continue(&t).unwrap(), (42, "ns/pod-7".to_string()));
+        assert_eq!(decode_continue("!!!").unwrap_err().code, 400);
+        let evil = base64::engine::general_purpose::URL_SAFE.encode(r#"{"v":"meta.k8s.io/v1","rv":3,"start":"../x"}"#);
+        assert_eq!(decode_continue(&evil).unwrap_err().code, 400);
+    }
+
+    #[test]
+    fn generate_name_suffix() {
+        let s = random_suffix();
+        assert_eq!(s.len(), 5);
+        assert!(s.bytes().all(|c| b"bcdfghjklmnpqrstvwxz2456789".contains(&c)));
+    }
+}

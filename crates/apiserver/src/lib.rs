@@ -1,0 +1,296 @@
+//! The rkube API server: one tower `Service` that answers every Kubernetes API
+//! request. A request flows: authenticate (identity attached by the transport
+//! or by an in-process layer) → request info → discovery or the one generic
+//! REST handler (`handler`) → store compare-and-swap → watch cache → watchers.
+//! Reads are served from the watch cache (`cache`).
+//!
+//! Not here: certificates and flags (the `rkube` binary), object schemas and
+//! per-kind data (`schema`), storage engines (`store`).
+
+pub mod cache;
+pub mod discovery;
+pub mod handler;
+pub mod output;
+pub mod request;
+pub mod server;
+
+use std::collections::HashMap;
+use std::convert::Infallible;
+use std::sync::{Arc, RwLock};
+use std::task::{Context, Poll};
+use std::time::Instant;
+
+use api::ApiError;
+use bytes::Bytes;
+use futures::future::BoxFuture;
+use http::{Method, Request, Response, StatusCode};
+use http_body_util::combinators::BoxBody;
+use serde_json::json;
+use store::Store;
+
+use crate::cache::WatchCache;
+use crate::discovery::Registry;
+use crate::output::{error_response, respond, value_response};
+
+pub type ResBody = BoxBody<Bytes, Infallible>;
+pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+/// The largest request body accepted (upstream: 3 MiB).
+pub const MAX_REQUEST_BYTES: usize = 3 * 1024 * 1024;
+/// The largest object stored (upstream's etcd limit: 1.5 MiB).
+pub const MAX_OBJECT_BYTES: usize = 3 * 512 * 1024;
+
+/// An authenticated identity, attached to requests as an extension.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct User {
+    pub name: String,
+    pub groups: Vec<String>,
+}
+
+impl User {
+    pub fn new(name: &str, groups: &[&str]) -> User {
+        let mut groups: Vec<String> = groups.iter().map(|g| g.to_string()).collect();
+        if !groups.iter().any(|g| g == "system:authenticated") {
+            groups.push("system:authenticated".into());
+        }
+        User { name: name.into(), groups }
+    }
+}
+
+pub struct Inner {
+    pub store: Arc<dyn Store>,
+    pub cache: Arc<WatchCache>,
+    pub registry: RwLock<Arc<Registry>>,
+    /// "host:port" clients reach this server at (for `/api`).
+    pub address: String,
+}
+
+/// The API server as a tower service. Cheap to clone.
+#[derive(Clone)]
+pub struct ApiServer(pub Arc<Inner>);
+
+impl ApiServer {
+    /// Loads the cache from the store and makes sure the system namespaces exist.
+    pub async fn new(store: Arc<dyn Store>, address: String) -> anyhow_free::Result<ApiServer> {
+        let cache = WatchCache::start(store.clone()).await?;
+        let srv = ApiServer(Arc::new(Inner { store, cache, registry: RwLock::new(Arc::new(Registry::builtin())), address }));
+        for ns in ["default", "kube-system", "kube-public", "kube-node-lease"] {
+            handler::ensure_namespace(&srv.0, ns).await?;
+        }
+        Ok(srv)
+    }
+
+    pub fn registry(&self) -> Arc<Registry> {
+        self.0.registry.read().unwrap().clone()
+    }
+
+    /// This server as seen by an in-process client acting as `user`.
+    pub fn as_user(&self, user: User) -> AsUser {
+        AsUser { srv: self.clone(), user }
+    }
+
+    /// Answers one request.
+    pub async fn handle<B>(&self, req: Request<B>) -> Response<ResBody>
+    where
+        B: http_body::Body<Data = Bytes> + Send + 'static,
+        B::Error: Into<BoxError>,
+    {
+        let started = Instant::now();
+        let method = req.method().clone();
+        let path = req.uri().path().to_string();
+        let user = req.extensions().get::<User>().cloned();
+        let resp = match self.route(req, user.as_ref()).await {
+            Ok(r) => r,
+            Err(e) => error_response(&e),
+        };
+        tracing::debug!(
+            method = %method,
+            path = %path,
+            code = resp.status().as_u16(),
+            user = user.as_ref().map(|u| u.name.as_str()).unwrap_or("-"),
+            micros = started.elapsed().as_micros() as u64,
+            "request"
+        );
+        resp
+    }
+
+    async fn route<B>(&self, req: Request<B>, user: Option<&User>) -> Result<Response<ResBody>, ApiError>
+    where
+        B: http_body::Body<Data = Bytes> + Send + 'static,
+        B::Error: Into<BoxError>,
+    {
+        let path = req.uri().path().trim_end_matches('/').to_string();
+        let query = parse_query(req.uri().query());
+        // Health and version answer anyone, as upstream's default RBAC allows.
+        match path.as_str() {
+            "/healthz" | "/livez" | "/readyz" => return Ok(health(&path, query.contains_key("verbose"))),
+            "/version" => return Ok(value_response(StatusCode::OK, &version())),
+            _ => {}
+        }
+        let Some(user) = user else { return Err(ApiError::unauthorized("Unauthorized")) };
+        let accept = req.headers().get(http::header::ACCEPT).and_then(|v| v.to_str().ok()).map(str::to_string);
+        let info = request::parse(req.method(), &path, query.get("watch").is_some_and(|w| w == "true" || w == "1"));
+        if info.is_resource {
+            return handler::serve(self, req, info, query, user.clone()).await;
+        }
+        if req.method() != Method::GET && req.method() != Method::HEAD {
+            return Err(ApiError::method_not_supported("", &path, req.method().as_str()));
+        }
+        let reg = self.registry();
+        let agg = discovery::wants_aggregated(accept.as_deref());
+        let parts: Vec<&str> = info.parts.iter().map(String::as_str).collect();
+        let doc = match (parts.as_slice(), agg) {
+            (["api"], Some(v)) => return Ok(aggregated_response(reg.aggregated(true, v), v)),
+            (["apis"], Some(v)) => return Ok(aggregated_response(reg.aggregated(false, v), v)),
+            (["api"], None) => Some(reg.api_versions(&self.0.address)),
+            (["apis"], None) => Some(reg.api_group_list()),
+            (["api", v], _) => reg.api_resource_list("", v),
+            (["apis", g], _) => reg.api_group(g),
+            (["apis", g, v], _) => reg.api_resource_list(g, v),
+            _ => None,
+        };
+        match doc {
+            Some(d) => Ok(value_response(StatusCode::OK, &d)),
+            None => Err(ApiError::not_found_path()),
+        }
+    }
+}
+
+/// Errors of server construction, kept free of `anyhow` (a library crate).
+pub mod anyhow_free {
+    pub type Result<T> = std::result::Result<T, Box<dyn std::error::Error + Send + Sync>>;
+}
+
+fn aggregated_response(doc: serde_json::Value, version: &str) -> Response<ResBody> {
+    let ct = if version == "v2beta1" {
+        "application/json;g=apidiscovery.k8s.io;v=v2beta1;as=APIGroupDiscoveryList"
+    } else {
+        "application/json;g=apidiscovery.k8s.io;v=v2;as=APIGroupDiscoveryList"
+    };
+    respond(StatusCode::OK, ct, serde_json::to_vec(&doc).unwrap_or_default())
+}
+
+fn health(path: &str, verbose: bool) -> Response<ResBody> {
+    let name = &path[1..];
+    if !verbose {
+        return respond(StatusCode::OK, "text/plain; charset=utf-8", "ok");
+    }
+    let checks = ["ping", "log", "etcd", "poststarthook/start-apiextensions-controllers", "poststarthook/bootstrap-controller"];
+    let mut body: String = checks.iter().map(|c| format!("[+]{c} ok\n")).collect();
+    body.push_str(&format!("{name} check passed\n"));
+    respond(StatusCode::OK, "text/plain; charset=utf-8", body)
+}
+
+/// The Kubernetes version whose API this server serves.
+pub const KUBE_MINOR: &str = "37";
+
+fn version() -> serde_json::Value {
+    json!({
+        "major": "1",
+        "minor": KUBE_MINOR,
+        "emulationMajor": "1",
+        "emulationMinor": KUBE_MINOR,
+        "minCompatibilityMajor": "1",
+        "minCompatibilityMinor": "36",
+        "gitVersion": format!("v1.{KUBE_MINOR}.0-rkube.{}", env!("CARGO_PKG_VERSION")),
+        "gitCommit": "",
+        "gitTreeState": "clean",
+        "buildDate": "1970-01-01T00:00:00Z",
+        "goVersion": "rust",
+        "compiler": "rustc",
+        "platform": format!("{}/{}", std::env::consts::OS, if cfg!(target_arch = "x86_64") { "amd64" } else { std::env::consts::ARCH }),
+    })
+}
+
+/// Query parameters, percent-decoded; the last value of a repeated key wins.
+pub fn parse_query(q: Option<&str>) -> HashMap<String, String> {
+    let mut out = HashMap::new();
+    for pair in q.unwrap_or_default().split('&').filter(|p| !p.is_empty()) {
+        let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
+        out.insert(percent_decode(k), percent_decode(v));
+    }
+    out
+}
+
+fn percent_decode(s: &str) -> String {
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        let hex = |j: usize| b.get(j).and_then(|c| (*c as char).to_digit(16));
+        match (b[i], hex(i + 1), hex(i + 2)) {
+            (b'%', Some(h), Some(l)) => {
+                out.push((h * 16 + l) as u8);
+                i += 3;
+            }
+            (b'+', _, _) => {
+                out.push(b' ');
+                i += 1;
+            }
+            (c, _, _) => {
+                out.push(c);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// An in-process client's view of the server: every request carries `user`.
+#[derive(Clone)]
+pub struct AsUser {
+    srv: ApiServer,
+    user: User,
+}
+
+impl<B> tower::Service<Request<B>> for AsUser
+where
+    B: http_body::Body<Data = Bytes> + Send + 'static,
+    B::Error: Into<BoxError>,
+{
+    type Response = Response<ResBody>;
+    type Error = Infallible;
+    type Future = BoxFuture<'static, Result<Self::Response, Infallible>>;
+
+    fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, mut req: Request<B>) -> Self::Future {
+        req.extensions_mut().insert(self.user.clone());
+        let srv = self.srv.clone();
+        Box::pin(async move { Ok(srv.handle(req).await) })
+    }
+}
+
+impl<B> tower::Service<Request<B>> for ApiServer
+where
+    B: http_body::Body<Data = Bytes> + Send + 'static,
+    B::Error: Into<BoxError>,
+{
+    type Response = Response<ResBody>;
+    type Error = Infallible;
+    type Future = BoxFuture<'static, Result<Self::Response, Infallible>>;
+
+    fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, req: Request<B>) -> Self::Future {
+        let srv = self.clone();
+        Box::pin(async move { Ok(srv.handle(req).await) })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn query_decoding() {
+        let q = super::parse_query(Some("labelSelector=app%3Dweb%2Ctier+in+(a)&limit=5&watch"));
+        assert_eq!(q["labelSelector"], "app=web,tier in (a)");
+        assert_eq!(q["limit"], "5");
+        assert_eq!(q["watch"], "");
+        assert_eq!(super::percent_decode("100%"), "100%");
+        assert_eq!(super::percent_decode("%zz%41"), "%zzA");
+    }
+}

@@ -1,0 +1,204 @@
+//! Response encodings: content negotiation from the `Accept` header and the
+//! conversions a client can ask for instead of the object itself: a
+//! server-side `Table` (what `kubectl get` prints) and `PartialObjectMetadata`.
+
+use std::convert::Infallible;
+
+use api::ApiError;
+use bytes::Bytes;
+use http::{HeaderValue, Response, StatusCode, header};
+use http_body_util::{BodyExt, Full};
+use schema::ResourceDef;
+use schema::printers::Printer;
+use serde_json::{Map, Value, json};
+
+use crate::ResBody;
+
+/// What the client asked to receive.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Format {
+    Json,
+    Yaml,
+    /// meta.k8s.io Table, v1 or v1beta1.
+    Table { v1beta1: bool },
+    /// PartialObjectMetadata (or its List form for collections).
+    Meta { v1beta1: bool },
+}
+
+/// Picks the first acceptable media type of an `Accept` header, as upstream's
+/// negotiation does. None when nothing offered can be served.
+pub fn negotiate(accept: Option<&str>) -> Option<Format> {
+    let Some(accept) = accept.filter(|a| !a.trim().is_empty()) else { return Some(Format::Json) };
+    for item in accept.split(',') {
+        let mut parts = item.split(';').map(str::trim);
+        let mime = parts.next().unwrap_or_default().to_ascii_lowercase();
+        let (mut as_, mut g, mut v) = ("", "", "");
+        for p in parts {
+            if let Some((k, val)) = p.split_once('=') {
+                match k.trim() {
+                    "as" => as_ = val.trim(),
+                    "g" => g = val.trim(),
+                    "v" => v = val.trim(),
+                    _ => {}
+                }
+            }
+        }
+        let json_like = matches!(mime.as_str(), "application/json" | "*/*" | "application/*");
+        if !as_.is_empty() {
+            if !json_like || g != "meta.k8s.io" || !matches!(v, "v1" | "v1beta1") {
+                continue;
+            }
+            let v1beta1 = v == "v1beta1";
+            match as_ {
+                "Table" => return Some(Format::Table { v1beta1 }),
+                "PartialObjectMetadata" | "PartialObjectMetadataList" => return Some(Format::Meta { v1beta1 }),
+                _ => continue,
+            }
+        }
+        if json_like {
+            return Some(Format::Json);
+        }
+        if mime == "application/yaml" {
+            return Some(Format::Yaml);
+        }
+    }
+    None
+}
+
+pub fn full(bytes: impl Into<Bytes>) -> ResBody {
+    Full::new(bytes.into()).map_err(|e: Infallible| match e {}).boxed()
+}
+
+pub fn respond(code: StatusCode, content_type: &'static str, body: impl Into<Bytes>) -> Response<ResBody> {
+    let mut r = Response::new(full(body));
+    *r.status_mut() = code;
+    r.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
+    r
+}
+
+pub fn json_response(code: StatusCode, body: impl Into<Bytes>) -> Response<ResBody> {
+    respond(code, "application/json", body)
+}
+
+pub fn value_response(code: StatusCode, v: &Value) -> Response<ResBody> {
+    json_response(code, serde_json::to_vec(v).unwrap_or_default())
+}
+
+pub fn error_response(e: &ApiError) -> Response<ResBody> {
+    let code = StatusCode::from_u16(e.code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    value_response(code, &e.to_status())
+}
+
+/// Encodes an already-serialised JSON document in the requested format.
+pub fn encode(code: StatusCode, format: Format, json: Bytes) -> Response<ResBody> {
+    if format == Format::Yaml {
+        let v: Value = serde_json::from_slice(&json).unwrap_or(Value::Null);
+        return respond(code, "application/yaml", serde_yaml::to_string(&v).unwrap_or_default());
+    }
+    json_response(code, json)
+}
+
+fn meta_api_version(v1beta1: bool) -> &'static str {
+    if v1beta1 { "meta.k8s.io/v1beta1" } else { "meta.k8s.io/v1" }
+}
+
+/// `PartialObjectMetadata` of one object.
+pub fn partial(obj: &Value, v1beta1: bool) -> Value {
+    json!({
+        "kind": "PartialObjectMetadata",
+        "apiVersion": meta_api_version(v1beta1),
+        "metadata": obj.get("metadata").cloned().unwrap_or_else(|| json!({})),
+    })
+}
+
+pub fn partial_list(items: Vec<Value>, list_meta: Value, v1beta1: bool) -> Value {
+    json!({
+        "kind": "PartialObjectMetadataList",
+        "apiVersion": meta_api_version(v1beta1),
+        "metadata": list_meta,
+        "items": items.iter().map(|o| partial(o, v1beta1)).collect::<Vec<_>>(),
+    })
+}
+
+/// What each Table row carries besides its cells (`includeObject`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum IncludeObject {
+    None,
+    Metadata,
+    Object,
+}
+
+impl IncludeObject {
+    pub fn parse(s: Option<&str>) -> Result<Self, ApiError> {
+        match s.unwrap_or("Metadata") {
+            "" | "Metadata" => Ok(IncludeObject::Metadata),
+            "None" => Ok(IncludeObject::None),
+            "Object" => Ok(IncludeObject::Object),
+            other => Err(ApiError::bad_request(format!("includeObject: Unsupported value: \"{other}\": supported values: \"None\", \"Metadata\", \"Object\""))),
+        }
+    }
+}
+
+/// A Table of `objects`. `headers` false leaves out the column definitions
+/// (watch events after the first, as upstream).
+pub fn table(def: &ResourceDef, objects: &[Value], list_meta: Value, include: IncludeObject, headers: bool, v1beta1: bool) -> Value {
+    let printer: Printer = schema::printers::printer(&def.group, &def.kind);
+    let now = time::OffsetDateTime::now_utc();
+    let columns: Vec<Value> = if headers {
+        printer
+            .columns
+            .iter()
+            .map(|c| json!({"name": c.name, "type": c.type_, "format": c.format, "description": c.description, "priority": c.priority}))
+            .collect()
+    } else {
+        Vec::new()
+    };
+    let rows: Vec<Value> = objects
+        .iter()
+        .map(|o| {
+            let mut row = Map::new();
+            row.insert("cells".into(), Value::Array((printer.cells)(o, now)));
+            match include {
+                IncludeObject::None => {}
+                IncludeObject::Metadata => {
+                    row.insert("object".into(), partial(o, v1beta1));
+                }
+                IncludeObject::Object => {
+                    row.insert("object".into(), o.clone());
+                }
+            }
+            Value::Object(row)
+        })
+        .collect();
+    json!({
+        "kind": "Table",
+        "apiVersion": meta_api_version(v1beta1),
+        "metadata": list_meta,
+        "columnDefinitions": columns,
+        "rows": rows,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn negotiation() {
+        let cases = [
+            (None, Some(Format::Json)),
+            (Some("application/json"), Some(Format::Json)),
+            (Some("*/*"), Some(Format::Json)),
+            (Some("application/yaml"), Some(Format::Yaml)),
+            (Some("application/json;as=Table;v=v1;g=meta.k8s.io,application/json;as=Table;v=v1beta1;g=meta.k8s.io,application/json"), Some(Format::Table { v1beta1: false })),
+            (Some("application/json;as=Table;v=v1beta1;g=meta.k8s.io"), Some(Format::Table { v1beta1: true })),
+            (Some("application/json;as=PartialObjectMetadataList;g=meta.k8s.io;v=v1"), Some(Format::Meta { v1beta1: false })),
+            (Some("application/vnd.kubernetes.protobuf"), None),
+            (Some("application/vnd.kubernetes.protobuf, application/json"), Some(Format::Json)),
+            (Some("application/json;as=Foo;v=v1;g=meta.k8s.io"), None),
+        ];
+        for (accept, want) in cases {
+            assert_eq!(negotiate(accept), want, "{accept:?}");
+        }
+    }
+}
