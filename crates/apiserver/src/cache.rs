@@ -106,6 +106,55 @@ impl ResourceCache {
         (items, global.max(st.last))
     }
 
+    /// One page of the objects under `prefix` after `start_after`, as of the
+    /// snapshot at revision `at` (None: now). None when the cache no longer
+    /// holds that snapshot (the resource changed since). Returns the matching
+    /// items (at most `limit`, 0 = all), the snapshot revision, whether more
+    /// follow, and how many objects (matching or not) follow the page.
+    pub fn page(
+        &self,
+        prefix: &str,
+        start_after: Option<&str>,
+        limit: usize,
+        at: Option<Revision>,
+        global: Revision,
+        keep: impl Fn(&Cached) -> bool,
+    ) -> Option<(Vec<Arc<Cached>>, Revision, bool, usize)> {
+        use std::ops::Bound;
+        let st = self.state.read().unwrap();
+        let rev = match at {
+            Some(at) if st.last > at || at > global.max(st.last) => return None,
+            Some(at) => at,
+            None => global.max(st.last),
+        };
+        let lower = match start_after {
+            Some(k) => Bound::Excluded(k.to_string()),
+            None => Bound::Included(prefix.to_string()),
+        };
+        let mut iter = st.objects.range((lower, Bound::Unbounded)).take_while(|(k, _)| k.starts_with(prefix));
+        let mut items = Vec::new();
+        for (_, o) in iter.by_ref() {
+            if keep(o) {
+                items.push(o.clone());
+                if limit > 0 && items.len() == limit {
+                    break;
+                }
+            }
+        }
+        let mut rest = iter.map(|(_, o)| o);
+        // "More" means another matching object exists; the count is of every
+        // object left, as upstream's remainingItemCount (only given unfiltered).
+        let mut remaining = 0;
+        let mut more = false;
+        for o in rest.by_ref() {
+            remaining += 1;
+            if !more && keep(o) {
+                more = true;
+            }
+        }
+        Some((items, rev, more, remaining))
+    }
+
     pub fn get(&self, key: &str) -> Option<Arc<Cached>> {
         self.state.read().unwrap().objects.get(key).cloned()
     }

@@ -14,13 +14,15 @@ pub struct Registry {
     pub groups: Vec<(String, Vec<String>)>,
     pub defs: Vec<Arc<ResourceDef>>,
     by_gvr: HashMap<(String, String, String), Arc<ResourceDef>>,
+    /// The OpenAPI documents of exactly these resources.
+    pub openapi: crate::openapi::OpenApiCache,
 }
 
 impl Registry {
     pub fn new(defs: Vec<ResourceDef>, group_order: Vec<(String, Vec<String>)>) -> Registry {
         let defs: Vec<Arc<ResourceDef>> = defs.into_iter().map(Arc::new).collect();
         let by_gvr = defs.iter().map(|d| ((d.group.clone(), d.version.clone(), d.plural.clone()), d.clone())).collect();
-        Registry { groups: group_order, defs, by_gvr }
+        Registry { groups: group_order, defs, by_gvr, openapi: Default::default() }
     }
 
     pub fn builtin() -> Registry {

@@ -404,23 +404,31 @@ impl Ctx {
             return Err(ApiError::bad_request("specifying resource version is not allowed when using continue"));
         }
         let exact = rv_match == "Exact" || (rv_match.is_empty() && !rv.is_empty() && rv != "0" && limit > 0);
-        let (items, rev, next, remaining) = if !cont.is_empty() || limit > 0 || exact {
-            let at = if !cont.is_empty() {
-                None
-            } else if exact {
-                Some(parse_rv(rv)?)
-            } else {
-                self.read_barrier().await?;
-                None
-            };
-            self.list_from_store(&filter, limit, cont, at).await?
+        let prefix = self.prefix();
+        // Pages come from the cache while it still holds the snapshot they
+        // belong to; otherwise from the store at that revision.
+        let (start_after, at) = if !cont.is_empty() {
+            let (rv, start) = decode_continue(cont)?;
+            (Some(format!("{prefix}{start}")), Some(rv))
+        } else if exact {
+            (None, Some(parse_rv(rv)?))
         } else {
             self.read_barrier().await?;
-            let rc = self.inner().cache.resource(&self.def.storage);
-            let global = self.inner().cache.revision();
-            let (objs, rev) = rc.list(&self.prefix(), global);
-            let items: Vec<Bytes> = objs.iter().filter(|o| filter.matches(o)).map(|o| self.served_bytes(o)).collect();
-            (items, rev, None, None)
+            (None, None)
+        };
+        let rc = self.inner().cache.resource(&self.def.storage);
+        let global = self.inner().cache.revision();
+        let page = rc.page(&prefix, start_after.as_deref(), limit, at, global, |o| filter.matches(o));
+        let (items, rev, next, remaining) = match page {
+            Some((objs, rev, more, remaining)) => {
+                let next = (more && limit > 0).then(|| {
+                    let last = &objs.last().expect("a full page").key;
+                    encode_continue(rev, last.strip_prefix(&prefix).unwrap_or(last))
+                });
+                let remaining = (next.is_some() && filter.is_empty()).then_some(remaining);
+                (objs.iter().map(|o| self.served_bytes(o)).collect(), rev, next, remaining)
+            }
+            None => self.list_from_store(&filter, limit, cont, at).await?,
         };
         self.list_response(items, rev, next, remaining)
     }
@@ -497,12 +505,9 @@ impl Ctx {
             Format::Json | Format::Yaml => {
                 // The list is spliced from the items' cached encodings.
                 let mut out = Vec::with_capacity(64 + items.iter().map(|i| i.len() + 1).sum::<usize>());
-                out.extend_from_slice(
-                    serde_json::to_string(&json!({"kind": self.list_kind(), "apiVersion": self.def.api_version(), "metadata": list_meta}))
-                        .unwrap()
-                        .trim_end_matches('}')
-                        .as_bytes(),
-                );
+                let head = serde_json::to_string(&json!({"kind": self.list_kind(), "apiVersion": self.def.api_version(), "metadata": list_meta})).unwrap();
+                // Drop only the object's closing brace; "items" follows inside it.
+                out.extend_from_slice(&head.as_bytes()[..head.len() - 1]);
                 out.extend_from_slice(b",\"items\":[");
                 for (i, item) in items.iter().enumerate() {
                     if i > 0 {
@@ -653,6 +658,7 @@ impl Ctx {
         m.remove("selfLink");
         m.insert("uid".into(), json!(uuid::Uuid::new_v4().to_string()));
         m.insert("creationTimestamp".into(), json!(now()));
+        schema::hooks::apply_defaults(&self.def, &mut obj);
         schema::hooks::prepare_create(&self.def, &mut obj);
         if schema::hooks::tracks_generation(&self.def, &obj) {
             meta_mut(&mut obj).insert("generation".into(), json!(1));
@@ -852,6 +858,7 @@ impl Ctx {
     /// only waiting for the finalizers this write removes.
     async fn write(&self, key: &str, mut new: Value, kv: &KeyValue, cur: &Value) -> Result<Value, WriteError> {
         meta_mut(&mut new).remove("resourceVersion");
+        schema::hooks::apply_defaults(&self.def, &mut new);
         if schema::hooks::tracks_generation(&self.def, &new) && spec_of(&new) != spec_of(cur) {
             let g = meta(cur).and_then(|m| m.get("generation")).and_then(Value::as_i64).unwrap_or(0);
             meta_mut(&mut new).insert("generation".into(), json!(g + 1));

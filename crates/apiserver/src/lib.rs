@@ -10,6 +10,7 @@
 pub mod cache;
 pub mod discovery;
 pub mod handler;
+pub mod openapi;
 pub mod output;
 pub mod request;
 pub mod server;
@@ -137,6 +138,10 @@ impl ApiServer {
             return Err(ApiError::method_not_supported("", &path, req.method().as_str()));
         }
         let reg = self.registry();
+        if path.starts_with("/openapi/") {
+            let parts: Vec<&str> = path[1..].split('/').collect();
+            return openapi::serve(&reg, &parts, &query, req.headers());
+        }
         let agg = discovery::wants_aggregated(accept.as_deref());
         let parts: Vec<&str> = info.parts.iter().map(String::as_str).collect();
         let doc = match (parts.as_slice(), agg) {
@@ -182,7 +187,7 @@ fn health(path: &str, verbose: bool) -> Response<ResBody> {
 }
 
 /// The Kubernetes version whose API this server serves.
-pub const KUBE_MINOR: &str = "37";
+pub const KUBE_MINOR: &str = schema::KUBE_MINOR;
 
 fn version() -> serde_json::Value {
     json!({

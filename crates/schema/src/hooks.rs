@@ -2,6 +2,7 @@
 //! strategy. Kept short and reviewed with suspicion: every hook here exists
 //! because upstream's registry strategy for that kind does the same.
 
+use base64::Engine;
 use serde_json::{Value, json};
 
 use crate::ResourceDef;
@@ -37,6 +38,212 @@ pub fn prepare_create(def: &ResourceDef, obj: &mut Value) {
         if spec.get("finalizers").is_none() {
             spec["finalizers"] = json!(["kubernetes"]);
         }
+    }
+}
+
+/// Upstream's defaulting functions (`SetDefaults_*` in each API group's
+/// `defaults.go`) for the fields users see filled in after a write. Applied to
+/// every object written, so they are idempotent: only unset fields change.
+pub fn apply_defaults(def: &ResourceDef, obj: &mut Value) {
+    let Some(o) = obj.as_object_mut() else { return };
+    match (def.group.as_str(), def.kind.as_str()) {
+        ("", "Secret") => {
+            set(o, "type", json!("Opaque"));
+            // Upstream's conversion folds the write-only stringData into data.
+            if let Some(Value::Object(sd)) = o.remove("stringData") {
+                let data = o.entry("data").or_insert_with(|| json!({}));
+                if let Some(d) = data.as_object_mut() {
+                    for (k, v) in sd {
+                        let text = v.as_str().unwrap_or_default();
+                        d.insert(k, json!(base64::engine::general_purpose::STANDARD.encode(text)));
+                    }
+                }
+            }
+        }
+        ("", "Pod") => {
+            if let Some(spec) = o.get_mut("spec") {
+                pod_spec_defaults(spec);
+                set_in(spec, "enableServiceLinks", json!(true));
+            }
+        }
+        ("", "Service") => {
+            if let Some(spec) = o.get_mut("spec") {
+                service_defaults(spec);
+            }
+        }
+        ("", "ReplicationController") => {
+            if let Some(spec) = o.get_mut("spec") {
+                set_in(spec, "replicas", json!(1));
+                template_defaults(spec);
+            }
+        }
+        ("", "PodTemplate") => template_defaults(obj),
+        ("apps", "Deployment") => {
+            if let Some(spec) = o.get_mut("spec") {
+                set_in(spec, "replicas", json!(1));
+                set_in(spec, "revisionHistoryLimit", json!(10));
+                set_in(spec, "progressDeadlineSeconds", json!(600));
+                set_in(spec, "strategy", json!({}));
+                if let Some(st) = spec.get_mut("strategy") {
+                    set_in(st, "type", json!("RollingUpdate"));
+                    if st.get("type") == Some(&json!("RollingUpdate")) {
+                        set_in(st, "rollingUpdate", json!({}));
+                        if let Some(ru) = st.get_mut("rollingUpdate") {
+                            set_in(ru, "maxUnavailable", json!("25%"));
+                            set_in(ru, "maxSurge", json!("25%"));
+                        }
+                    }
+                }
+                template_defaults(spec);
+            }
+        }
+        ("apps", "ReplicaSet") => {
+            if let Some(spec) = o.get_mut("spec") {
+                set_in(spec, "replicas", json!(1));
+                template_defaults(spec);
+            }
+        }
+        ("apps", "StatefulSet") => {
+            if let Some(spec) = o.get_mut("spec") {
+                set_in(spec, "replicas", json!(1));
+                set_in(spec, "podManagementPolicy", json!("OrderedReady"));
+                set_in(spec, "revisionHistoryLimit", json!(10));
+                set_in(spec, "updateStrategy", json!({}));
+                if let Some(st) = spec.get_mut("updateStrategy") {
+                    set_in(st, "type", json!("RollingUpdate"));
+                    if st.get("type") == Some(&json!("RollingUpdate")) {
+                        set_in(st, "rollingUpdate", json!({}));
+                        if let Some(ru) = st.get_mut("rollingUpdate") {
+                            set_in(ru, "partition", json!(0));
+                        }
+                    }
+                }
+                set_in(spec, "persistentVolumeClaimRetentionPolicy", json!({}));
+                if let Some(p) = spec.get_mut("persistentVolumeClaimRetentionPolicy") {
+                    set_in(p, "whenDeleted", json!("Retain"));
+                    set_in(p, "whenScaled", json!("Retain"));
+                }
+                template_defaults(spec);
+            }
+        }
+        ("apps", "DaemonSet") => {
+            if let Some(spec) = o.get_mut("spec") {
+                set_in(spec, "revisionHistoryLimit", json!(10));
+                set_in(spec, "updateStrategy", json!({}));
+                if let Some(st) = spec.get_mut("updateStrategy") {
+                    set_in(st, "type", json!("RollingUpdate"));
+                    if st.get("type") == Some(&json!("RollingUpdate")) {
+                        set_in(st, "rollingUpdate", json!({}));
+                        if let Some(ru) = st.get_mut("rollingUpdate") {
+                            set_in(ru, "maxUnavailable", json!(1));
+                            set_in(ru, "maxSurge", json!(0));
+                        }
+                    }
+                }
+                template_defaults(spec);
+            }
+        }
+        ("batch", "Job") => {
+            if let Some(spec) = o.get_mut("spec") {
+                job_defaults(spec);
+            }
+        }
+        ("batch", "CronJob") => {
+            if let Some(spec) = o.get_mut("spec") {
+                set_in(spec, "concurrencyPolicy", json!("Allow"));
+                set_in(spec, "suspend", json!(false));
+                set_in(spec, "successfulJobsHistoryLimit", json!(3));
+                set_in(spec, "failedJobsHistoryLimit", json!(1));
+                if let Some(job) = spec.pointer_mut("/jobTemplate/spec") {
+                    job_defaults(job);
+                }
+            }
+        }
+        _ => {}
+    }
+}
+
+fn set(o: &mut serde_json::Map<String, Value>, key: &str, v: Value) {
+    if o.get(key).is_none_or(Value::is_null) {
+        o.insert(key.into(), v);
+    }
+}
+
+fn set_in(obj: &mut Value, key: &str, v: Value) {
+    if let Some(o) = obj.as_object_mut() {
+        set(o, key, v);
+    }
+}
+
+/// SetDefaults_Job: one pod at a time, one completion, six retries.
+fn job_defaults(spec: &mut Value) {
+    let (c, p) = (spec.get("completions").is_some_and(|v| !v.is_null()), spec.get("parallelism").is_some_and(|v| !v.is_null()));
+    if !c && !p {
+        set_in(spec, "completions", json!(1));
+    }
+    set_in(spec, "parallelism", json!(1));
+    set_in(spec, "backoffLimit", json!(6));
+    set_in(spec, "completionMode", json!("NonIndexed"));
+    set_in(spec, "suspend", json!(false));
+    set_in(spec, "podReplacementPolicy", json!("TerminatingOrFailed"));
+    template_defaults(spec);
+}
+
+/// The pod template of a workload gets the pod spec defaults.
+fn template_defaults(parent: &mut Value) {
+    if let Some(spec) = parent.pointer_mut("/template/spec") {
+        pod_spec_defaults(spec);
+    }
+}
+
+/// SetDefaults_PodSpec and SetDefaults_Container.
+fn pod_spec_defaults(spec: &mut Value) {
+    if !spec.is_object() {
+        return;
+    }
+    set_in(spec, "restartPolicy", json!("Always"));
+    set_in(spec, "dnsPolicy", json!("ClusterFirst"));
+    set_in(spec, "terminationGracePeriodSeconds", json!(30));
+    set_in(spec, "securityContext", json!({}));
+    set_in(spec, "schedulerName", json!("default-scheduler"));
+    for list in ["initContainers", "containers", "ephemeralContainers"] {
+        for c in spec.get_mut(list).and_then(Value::as_array_mut).into_iter().flatten() {
+            container_defaults(c);
+        }
+    }
+}
+
+fn container_defaults(c: &mut Value) {
+    if !c.is_object() {
+        return;
+    }
+    let image = c.get("image").and_then(Value::as_str).unwrap_or("");
+    // Always for ":latest" or no tag (a digest pins the image), as upstream.
+    let last = image.rsplit('/').next().unwrap_or("");
+    let policy = if !image.contains('@') && (!last.contains(':') || last.ends_with(":latest")) { "Always" } else { "IfNotPresent" };
+    set_in(c, "imagePullPolicy", json!(policy));
+    set_in(c, "terminationMessagePath", json!("/dev/termination-log"));
+    set_in(c, "terminationMessagePolicy", json!("File"));
+    set_in(c, "resources", json!({}));
+    for p in c.get_mut("ports").and_then(Value::as_array_mut).into_iter().flatten() {
+        set_in(p, "protocol", json!("TCP"));
+    }
+}
+
+/// SetDefaults_Service: ClusterIP type, no affinity, TCP ports whose target
+/// is the port itself, cluster-wide internal traffic.
+fn service_defaults(spec: &mut Value) {
+    set_in(spec, "type", json!("ClusterIP"));
+    set_in(spec, "sessionAffinity", json!("None"));
+    let ty = spec.get("type").and_then(Value::as_str).unwrap_or("").to_string();
+    for p in spec.get_mut("ports").and_then(Value::as_array_mut).into_iter().flatten() {
+        set_in(p, "protocol", json!("TCP"));
+        if let Some(port) = p.get("port").cloned() {
+            set_in(p, "targetPort", port);
+        }
+    }
+    if ty != "ExternalName" {
+        set_in(spec, "internalTrafficPolicy", json!("Cluster"));
     }
 }
 

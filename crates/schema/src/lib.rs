@@ -7,10 +7,14 @@
 
 pub mod builtin;
 pub mod hooks;
+pub mod openapi;
 pub mod printers;
 pub mod protobuf;
 
 use serde_json::Value;
+
+/// The Kubernetes minor version whose API (and OpenAPI definitions) rkube serves.
+pub const KUBE_MINOR: &str = "37";
 
 /// How a resource's object names are validated (upstream's name validators).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -1,0 +1,314 @@
+//! `rkube-bench`: starts a real `rkube server` on loopback and measures it as a
+//! client would: time from exec to `/readyz`, idle memory, CRUD throughput and
+//! latency at several concurrencies, and watch fan-out latency. Prints a table
+//! and writes every figure as JSON. Figures come from here, never from tests.
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, bail};
+use bytes::Bytes;
+use clap::Parser;
+use http::{Method, Request, StatusCode};
+use http_body_util::{BodyExt, Full};
+use hyper::client::conn::http2::SendRequest;
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName};
+use serde_json::{Value, json};
+use tokio::net::TcpStream;
+use tokio_rustls::TlsConnector;
+
+#[derive(Parser)]
+#[command(about = "Benchmarks rkube: start-up, memory, CRUD throughput and latency, watch fan-out")]
+struct Args {
+    /// The rkube binary (default: `rkube` next to this program).
+    #[arg(long)]
+    server: Option<PathBuf>,
+    /// Where to write the figures.
+    #[arg(long, default_value = "bench.json")]
+    out: PathBuf,
+    /// Operations per CRUD phase.
+    #[arg(long, default_value_t = 20_000)]
+    ops: usize,
+    /// Concurrent watchers in the fan-out test.
+    #[arg(long, default_value_t = 1000)]
+    watchers: usize,
+    /// Address for the server (default: a free loopback port).
+    #[arg(long)]
+    bind: Option<String>,
+}
+
+type Body = Full<Bytes>;
+
+/// A pool of HTTP/2 connections; requests are spread over them.
+#[derive(Clone)]
+struct Client {
+    conns: Arc<Vec<SendRequest<Body>>>,
+    authority: String,
+}
+
+fn tls_config(dir: &Path) -> Result<Arc<rustls::ClientConfig>> {
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let mut roots = rustls::RootCertStore::empty();
+    for c in rustls_pemfile::certs(&mut std::fs::read(dir.join("ca.crt"))?.as_slice()) {
+        roots.add(c?)?;
+    }
+    let certs: Vec<CertificateDer<'static>> = rustls_pemfile::certs(&mut std::fs::read(dir.join("admin.crt"))?.as_slice()).collect::<Result<_, _>>()?;
+    let key: PrivateKeyDer<'static> = rustls_pemfile::private_key(&mut std::fs::read(dir.join("admin.key"))?.as_slice())?.context("admin.key")?;
+    let mut cfg = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()?
+        .with_root_certificates(roots)
+        .with_client_auth_cert(certs, key)?;
+    cfg.alpn_protocols = vec![b"h2".to_vec()];
+    Ok(Arc::new(cfg))
+}
+
+impl Client {
+    async fn connect(addr: &str, tls: Arc<rustls::ClientConfig>, n: usize) -> Result<Client> {
+        let mut conns = Vec::new();
+        for _ in 0..n {
+            let tcp = TcpStream::connect(addr).await?;
+            tcp.set_nodelay(true)?;
+            let stream = TlsConnector::from(tls.clone()).connect(ServerName::try_from("localhost")?, tcp).await?;
+            let (send, conn) = hyper::client::conn::http2::Builder::new(TokioExecutor::new())
+                .initial_stream_window_size(4 << 20)
+                .initial_connection_window_size(16 << 20)
+                .handshake(TokioIo::new(stream))
+                .await?;
+            tokio::spawn(conn);
+            conns.push(send);
+        }
+        Ok(Client { conns: Arc::new(conns), authority: addr.to_string() })
+    }
+
+    async fn send(&self, i: usize, method: Method, path: &str, body: Option<Bytes>) -> Result<(StatusCode, Bytes)> {
+        let mut c = self.conns[i % self.conns.len()].clone();
+        let req = Request::builder()
+            .method(method)
+            .uri(format!("https://{}{}", self.authority, path))
+            .header("content-type", "application/json")
+            .body(Full::new(body.unwrap_or_default()))?;
+        c.ready().await?;
+        let resp = c.send_request(req).await?;
+        let status = resp.status();
+        let bytes = resp.into_body().collect().await?.to_bytes();
+        Ok((status, bytes))
+    }
+}
+
+/// Latency percentiles and throughput of one phase.
+fn summarize(name: &str, conc: usize, lat: &mut [Duration], wall: Duration) -> Value {
+    lat.sort();
+    let pct = |p: f64| lat[((lat.len() as f64 * p) as usize).min(lat.len() - 1)].as_secs_f64() * 1000.0;
+    let ops = lat.len() as f64 / wall.as_secs_f64();
+    println!("{name:<8} c={conc:<3} {ops:>9.0} ops/s   p50 {:>7.2} ms   p99 {:>7.2} ms", pct(0.50), pct(0.99));
+    json!({"op": name, "concurrency": conc, "ops": lat.len(), "ops_per_sec": ops.round(), "p50_ms": pct(0.50), "p99_ms": pct(0.99)})
+}
+
+/// Runs `total` operations with `conc` workers; `op(i)` performs operation i.
+async fn phase<F, Fut>(name: &str, conc: usize, total: usize, op: F) -> Result<Value>
+where
+    F: Fn(usize) -> Fut + Send + Sync + 'static,
+    Fut: std::future::Future<Output = Result<StatusCode>> + Send,
+{
+    let op = Arc::new(op);
+    let next = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let start = Instant::now();
+    let mut tasks = Vec::new();
+    for _ in 0..conc {
+        let (op, next) = (op.clone(), next.clone());
+        tasks.push(tokio::spawn(async move {
+            let mut lat = Vec::new();
+            loop {
+                let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                if i >= total {
+                    return Ok::<_, anyhow::Error>(lat);
+                }
+                let t = Instant::now();
+                let code = op(i).await?;
+                if !code.is_success() {
+                    bail!("operation {i} answered {code}");
+                }
+                lat.push(t.elapsed());
+            }
+        }));
+    }
+    let mut all = Vec::with_capacity(total);
+    for t in tasks {
+        all.extend(t.await??);
+    }
+    Ok(summarize(name, conc, &mut all, start.elapsed()))
+}
+
+fn rss_kib(pid: u32) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .ok()
+        .and_then(|s| s.lines().find(|l| l.starts_with("VmRSS:")).and_then(|l| l.split_whitespace().nth(1)?.parse().ok()))
+        .unwrap_or(0)
+}
+
+struct Server(Child);
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Starts the server and returns it with the time until `/readyz` answered 200.
+async fn start(bin: &Path, dir: &Path, bind: &str) -> Result<(Server, Duration)> {
+    let t = Instant::now();
+    let child = Command::new(bin)
+        .args(["server", "--data-dir"])
+        .arg(dir)
+        .args(["--bind", bind])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .with_context(|| format!("starting {}", bin.display()))?;
+    let mut server = Server(child);
+    // /readyz needs no client certificate; the CA appears once the server made it.
+    loop {
+        if t.elapsed() > Duration::from_secs(30) {
+            bail!("server not ready after 30 s");
+        }
+        if let Some(status) = server.0.try_wait()? {
+            bail!("server exited before it was ready: {status}");
+        }
+        if dir.join("admin.key").exists() {
+            if let Ok(tls) = tls_config(dir) {
+                if let Ok(c) = Client::connect(bind, tls, 1).await {
+                    if let Ok((StatusCode::OK, _)) = c.send(0, Method::GET, "/readyz", None).await {
+                        return Ok((server, t.elapsed()));
+                    }
+                }
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
+}
+
+#[tokio::main]
+async fn main() -> Result<()> {
+    let mut args = Args::parse();
+    if args.bind.is_none() {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
+        args.bind = Some(format!("127.0.0.1:{port}"));
+    }
+    let bind = args.bind.clone().unwrap();
+    let bin = args.server.clone().unwrap_or_else(|| std::env::current_exe().unwrap().with_file_name("rkube"));
+    let dir = tempfile::tempdir()?;
+    let mut report = json!({"machine": {"cores": std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0)}});
+
+    // Cold start: certificates are made; warm start: they and the store exist.
+    let (srv, cold) = start(&bin, dir.path(), &bind).await?;
+    drop(srv);
+    let (srv, warm) = start(&bin, dir.path(), &bind).await?;
+    println!("ready    cold {:.1} ms   warm {:.1} ms", cold.as_secs_f64() * 1e3, warm.as_secs_f64() * 1e3);
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let idle = rss_kib(srv.0.id());
+    println!("idle RSS {:.1} MiB", idle as f64 / 1024.0);
+    report["startup"] = json!({"cold_ready_ms": cold.as_secs_f64() * 1e3, "warm_ready_ms": warm.as_secs_f64() * 1e3, "idle_rss_mib": idle as f64 / 1024.0});
+
+    let tls = tls_config(dir.path())?;
+    let client = Client::connect(&bind, tls.clone(), 8).await?;
+    let mut crud = Vec::new();
+    for conc in [1usize, 64] {
+        let ns = format!("bench-{conc}");
+        let (code, _) = client.send(0, Method::POST, "/api/v1/namespaces", Some(Bytes::from(json!({"metadata": {"name": ns}}).to_string()))).await?;
+        if !code.is_success() {
+            bail!("creating namespace {ns}: {code}");
+        }
+        // Fewer operations at concurrency 1: latency, not throughput, is the point there.
+        let total = if conc == 1 { args.ops / 10 } else { args.ops };
+        let base = format!("/api/v1/namespaces/{ns}/configmaps");
+        let cm = |i: usize, v: &str, rv: Option<&str>| {
+            let mut o = json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": format!("cm-{i}"), "labels": {"bench": "yes"}}, "data": {"key": v, "pad": "x".repeat(200)}});
+            if let Some(rv) = rv {
+                o["metadata"]["resourceVersion"] = json!(rv);
+            }
+            Bytes::from(o.to_string())
+        };
+        let (c, b) = (client.clone(), base.clone());
+        crud.push(phase("create", conc, total, move |i| {
+            let (c, b, body) = (c.clone(), b.clone(), cm(i, "a", None));
+            async move { Ok(c.send(i, Method::POST, &b, Some(body)).await?.0) }
+        })
+        .await?);
+        let (c, b) = (client.clone(), base.clone());
+        crud.push(phase("get", conc, total, move |i| {
+            let (c, b) = (c.clone(), b.clone());
+            async move { Ok(c.send(i, Method::GET, &format!("{b}/cm-{i}"), None).await?.0) }
+        })
+        .await?);
+        let (c, b) = (client.clone(), base.clone());
+        crud.push(phase("list100", conc, (total / 20).max(10), move |i| {
+            let (c, b) = (c.clone(), b.clone());
+            async move { Ok(c.send(i, Method::GET, &format!("{b}?limit=100"), None).await?.0) }
+        })
+        .await?);
+        let (c, b) = (client.clone(), base.clone());
+        crud.push(phase("update", conc, total, move |i| {
+            // An unconditional update (no resourceVersion), as `kubectl replace --force` is not.
+            let (c, b, body) = (c.clone(), b.clone(), cm(i, "b", None));
+            async move { Ok(c.send(i, Method::PUT, &format!("{b}/cm-{i}"), Some(body)).await?.0) }
+        })
+        .await?);
+        let (c, b) = (client.clone(), base.clone());
+        crud.push(phase("delete", conc, total, move |i| {
+            let (c, b) = (c.clone(), b.clone());
+            async move { Ok(c.send(i, Method::DELETE, &format!("{b}/cm-{i}"), None).await?.0) }
+        })
+        .await?);
+    }
+    report["crud"] = json!(crud);
+
+    // Watch fan-out: every watcher must see one new object; latency is from
+    // just before the create request to each watcher's receipt.
+    let ns = "bench-watch";
+    client.send(0, Method::POST, "/api/v1/namespaces", Some(Bytes::from(json!({"metadata": {"name": ns}}).to_string()))).await?;
+    let wclient = Client::connect(&bind, tls.clone(), (args.watchers / 100).max(1)).await?;
+    let (ready_tx, mut ready_rx) = tokio::sync::mpsc::channel::<()>(args.watchers);
+    let (go_tx, _) = tokio::sync::broadcast::channel::<Instant>(1);
+    let mut watchers = Vec::new();
+    for i in 0..args.watchers {
+        let (c, ready, mut go) = (wclient.clone(), ready_tx.clone(), go_tx.subscribe());
+        let path = format!("/api/v1/namespaces/{ns}/configmaps?watch=true&resourceVersion=0&timeoutSeconds=120");
+        watchers.push(tokio::spawn(async move {
+            let mut conn = c.conns[i % c.conns.len()].clone();
+            let req = Request::builder().uri(format!("https://{}{}", c.authority, path)).body(Full::new(Bytes::new()))?;
+            conn.ready().await?;
+            let resp = conn.send_request(req).await?;
+            let mut body = resp.into_body();
+            ready.send(()).await.ok();
+            let start = go.recv().await?;
+            while let Some(frame) = body.frame().await {
+                if frame?.data_ref().is_some_and(|d| d.windows(5).any(|w| w == b"ADDED")) {
+                    return Ok::<_, anyhow::Error>(start.elapsed());
+                }
+            }
+            bail!("watch ended without the event")
+        }));
+    }
+    for _ in 0..args.watchers {
+        ready_rx.recv().await;
+    }
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    go_tx.send(Instant::now())?;
+    client.send(0, Method::POST, &format!("/api/v1/namespaces/{ns}/configmaps"), Some(Bytes::from(json!({"metadata": {"name": "fan"}}).to_string()))).await?;
+    let mut lat = Vec::new();
+    for w in watchers {
+        lat.push(w.await??);
+    }
+    lat.sort();
+    let pct = |p: f64| lat[((lat.len() as f64 * p) as usize).min(lat.len() - 1)].as_secs_f64() * 1000.0;
+    println!("watch    {} watchers   p50 {:.2} ms   p99 {:.2} ms   max {:.2} ms", lat.len(), pct(0.5), pct(0.99), pct(1.0));
+    report["watch_fanout"] = json!({"watchers": lat.len(), "p50_ms": pct(0.5), "p99_ms": pct(0.99), "max_ms": pct(1.0)});
+    report["rss_after_mib"] = json!(rss_kib(srv.0.id()) as f64 / 1024.0);
+    std::fs::write(&args.out, serde_json::to_string_pretty(&report)? + "\n")?;
+    println!("wrote {}", args.out.display());
+    Ok(())
+}

@@ -1,0 +1,118 @@
+//! Requests the server must refuse with upstream's status codes and
+//! messages, storing nothing.
+
+mod common;
+
+use common::{Server, logged_status, stderr};
+
+const CMS: &str = "/api/v1/namespaces/default/configmaps";
+
+/// POSTs `body` to `path` with `kubectl create --raw` at `-v=6` (which logs
+/// the response status) and returns the status and kubectl's stderr.
+fn post(s: &Server, path: &str, body: &str) -> (u16, String) {
+    let file = s.write_file("body", body);
+    let out = s.kubectl(&["create", "--raw", path, "-f", &file, "-v=6"]);
+    assert!(!out.status.success(), "POST {path} succeeded: {}", String::from_utf8_lossy(&out.stdout));
+    let code = logged_status(&out).unwrap_or_else(|| panic!("no status logged:\n{}", stderr(&out)));
+    (code, stderr(&out))
+}
+
+/// Every configmap in every namespace (namespace, name, data count) from the
+/// server-side table, so the test can show a refused request left no trace.
+/// AGE is dropped because it changes while the test runs.
+fn all_configmaps(s: &Server) -> Vec<String> {
+    s.ok(&["get", "configmaps", "-A", "--no-headers"])
+        .lines()
+        .map(|l| l.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
+        .collect()
+}
+
+fn configmap(name: &str, namespace: Option<&str>, extra_meta: &str) -> String {
+    let ns = namespace.map(|n| format!(",\"namespace\":\"{n}\"")).unwrap_or_default();
+    format!(r#"{{"apiVersion":"v1","kind":"ConfigMap","metadata":{{"name":"{name}"{ns}{extra_meta}}},"data":{{"k":"v"}}}}"#)
+}
+
+#[test]
+fn malformed_json_is_400() {
+    let s = Server::start();
+    s.ok(&["create", "namespace", "other"]);
+    let before = all_configmaps(&s);
+    let (code, err) = post(&s, CMS, r#"{"apiVersion":"v1","kind":"ConfigMap","metadata":{"name":"half""#);
+    assert_eq!(code, 400, "{err}");
+    assert!(err.contains("BadRequest"), "{err}");
+    assert_eq!(all_configmaps(&s), before);
+}
+
+#[test]
+fn namespace_contradicting_the_url_is_400() {
+    let s = Server::start();
+    s.ok(&["create", "namespace", "other"]);
+    let before = all_configmaps(&s);
+    let (code, err) = post(&s, CMS, &configmap("misplaced", Some("other"), ""));
+    assert_eq!(code, 400, "{err}");
+    assert!(err.contains("BadRequest"), "{err}");
+    assert!(err.contains("does not match the namespace"), "{err}");
+    for ns in ["default", "other"] {
+        let e = s.fails(&["get", "configmap", "misplaced", "-n", ns]);
+        assert!(e.contains("NotFound"), "{e}");
+    }
+    assert_eq!(all_configmaps(&s), before);
+}
+
+#[test]
+fn invalid_name_is_422() {
+    let s = Server::start();
+    let before = all_configmaps(&s);
+    let (code, err) = post(&s, CMS, &configmap("Bad_Name", None, ""));
+    assert_eq!(code, 422, "{err}");
+    assert!(err.contains(r#"The ConfigMap "Bad_Name" is invalid"#), "{err}");
+    assert!(err.contains("metadata.name: Invalid value: \"Bad_Name\""), "{err}");
+    assert!(err.contains("a lowercase RFC 1123 subdomain must consist of"), "{err}");
+    assert_eq!(all_configmaps(&s), before);
+
+    // kubectl's own create path reports the same upstream error.
+    let file = s.write_file("bad.json", &configmap("Bad_Name", None, ""));
+    let err = s.fails(&["create", "-f", &file]);
+    assert!(err.contains("a lowercase RFC 1123 subdomain must consist of"), "{err}");
+    assert_eq!(all_configmaps(&s), before);
+}
+
+#[test]
+fn label_value_too_long_is_422() {
+    let s = Server::start();
+    let before = all_configmaps(&s);
+    let long = "v".repeat(64);
+    let (code, err) = post(&s, CMS, &configmap("long-label", None, &format!(r#","labels":{{"app":"{long}"}}"#)));
+    assert_eq!(code, 422, "{err}");
+    assert!(err.contains("metadata.labels: Invalid value"), "{err}");
+    assert!(err.contains("must be no more than 63 bytes"), "{err}");
+    let e = s.fails(&["get", "configmap", "long-label"]);
+    assert!(e.contains("NotFound"), "{e}");
+    assert_eq!(all_configmaps(&s), before);
+}
+
+#[test]
+fn unknown_resource_is_404() {
+    let s = Server::start();
+    let out = s.kubectl(&["get", "--raw", "/api/v1/namespaces/default/frobnicators", "-v=6"]);
+    assert!(!out.status.success());
+    assert_eq!(logged_status(&out), Some(404), "{}", stderr(&out));
+    assert!(stderr(&out).contains("NotFound"), "{}", stderr(&out));
+    let (code, err) = post(&s, "/apis/example.com/v1/namespaces/default/widgets", &configmap("w", None, ""));
+    assert_eq!(code, 404, "{err}");
+    let err = s.fails(&["get", "frobnicators"]);
+    assert!(err.contains("the server doesn't have a resource type \"frobnicators\""), "{err}");
+}
+
+#[test]
+fn body_over_3_mib_is_413() {
+    let s = Server::start();
+    let before = all_configmaps(&s);
+    let big = "x".repeat(3 * 1024 * 1024 + 1);
+    let (code, err) = post(&s, CMS, &format!(r#"{{"apiVersion":"v1","kind":"ConfigMap","metadata":{{"name":"huge"}},"data":{{"k":"{big}"}}}}"#));
+    assert_eq!(code, 413, "{}", &err[..err.len().min(2000)]);
+    assert!(err.contains("RequestEntityTooLarge"), "{}", &err[..err.len().min(2000)]);
+    let e = s.fails(&["get", "configmap", "huge"]);
+    assert!(e.contains("NotFound"), "{e}");
+    assert_eq!(all_configmaps(&s), before);
+}
