@@ -34,7 +34,12 @@ type Result<T, E = ApiError> = std::result::Result<T, E>;
 /// Media types the server produces and consumes (for 406 and 415 answers).
 const ACCEPTED: [&str; 3] = ["application/json", "application/yaml", "application/json;as=Table;v=v1;g=meta.k8s.io"];
 const CONSUMED: [&str; 3] = ["application/json", "application/yaml", "application/vnd.kubernetes.protobuf"];
+/// Kinds without a Go type (custom resources) take every patch but strategic merge.
+const SMP_UNSUPPORTED: [&str; 2] = ["application/json-patch+json", "application/merge-patch+json"];
 const PATCH_TYPES: [&str; 3] = ["application/json-patch+json", "application/merge-patch+json", "application/strategic-merge-patch+json"];
+
+/// The definition of the Scale kind every scale subresource serves.
+const SCALE: &str = "io.k8s.api.autoscaling.v1.Scale";
 
 /// How long a read waits for the cache to catch up before answering 504.
 const CACHE_WAIT: Duration = Duration::from_secs(3);
@@ -49,6 +54,16 @@ struct Ctx {
     format: Format,
     /// True when the stored objects may carry another version's apiVersion.
     shared_storage: bool,
+    /// `Warning` headers for the response (unknown fields under `fieldValidation=Warn`).
+    warnings: std::sync::Mutex<Vec<String>>,
+}
+
+/// What unknown fields in a write cost (`fieldValidation`).
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum FieldValidation {
+    Strict,
+    Warn,
+    Ignore,
 }
 
 pub async fn serve<B>(srv: &ApiServer, req: Request<B>, info: RequestInfo, query: Query, user: User) -> Result<Response<ResBody>>
@@ -65,7 +80,7 @@ where
     let accept = req.headers().get(header::ACCEPT).and_then(|v| v.to_str().ok());
     let format = output::negotiate(accept).ok_or_else(|| ApiError::not_acceptable(&ACCEPTED))?;
     let content_type = req.headers().get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("").to_string();
-    let ctx = Ctx { srv: srv.clone(), def, info, query, user, format, shared_storage };
+    let ctx = Ctx { srv: srv.clone(), def, info, query, user, format, shared_storage, warnings: Default::default() };
     if !ctx.info.subresource.is_empty() && ctx.def.subresource(&ctx.info.subresource).is_none() {
         return Err(ApiError::not_found_path());
     }
@@ -74,13 +89,33 @@ where
         return Err(ApiError::method_not_supported(&ctx.def.group, &ctx.def.plural, &verb));
     }
     check_dry_run(&ctx.query)?;
-    match verb.as_str() {
+    let mut resp = ctx.dispatch(req, &verb, &content_type).await?;
+    let mut warnings = ctx.warnings.into_inner().unwrap_or_default();
+    warnings.dedup();
+    for w in warnings {
+        let text = format!("299 - {}", serde_json::to_string(&w).unwrap_or_default());
+        if let Ok(v) = http::HeaderValue::from_str(&text) {
+            resp.headers_mut().append(header::WARNING, v);
+        }
+    }
+    Ok(resp)
+}
+
+impl Ctx {
+    async fn dispatch<B>(&self, req: Request<B>, verb: &str, content_type: &str) -> Result<Response<ResBody>>
+    where
+        B: http_body::Body<Data = Bytes> + Send + 'static,
+        B::Error: Into<BoxError>,
+    {
+    let ctx = self;
+    let content_type = content_type.to_string();
+    match verb {
         "get" => ctx.get().await,
         "list" => ctx.list().await,
         "watch" => ctx.watch().await,
         "create" | "update" | "patch" => {
             let body = read_body(req.into_body()).await?;
-            match verb.as_str() {
+            match verb {
                 "create" => ctx.create(&content_type, body).await,
                 "update" => ctx.update(&content_type, body).await,
                 _ => ctx.patch(&content_type, body).await,
@@ -91,7 +126,8 @@ where
             let opts = DeleteOptions::parse(&ctx.query, &content_type, &body)?;
             if verb == "delete" { ctx.delete(opts).await } else { ctx.delete_collection(opts).await }
         }
-        _ => Err(ApiError::method_not_supported(&ctx.def.group, &ctx.def.plural, &verb)),
+        _ => Err(ApiError::method_not_supported(&ctx.def.group, &ctx.def.plural, verb)),
+    }
     }
 }
 
@@ -143,6 +179,15 @@ fn decode_body(content_type: &str, body: &[u8]) -> Result<Value> {
         return Err(ApiError::bad_request("couldn't get version/kind; json parse error: the body is not a JSON object"));
     }
     Ok(v)
+}
+
+/// At most `n` bytes of `s`, cut at a character boundary.
+fn truncate(s: &str, n: usize) -> &str {
+    let mut end = s.len().min(n);
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    &s[..end]
 }
 
 fn now() -> String {
@@ -620,6 +665,7 @@ impl Ctx {
         }
         let mut obj = decode_body(content_type, &body)?;
         self.check_type(&mut obj)?;
+        self.decode_typed(&mut obj, None)?;
         if self.def.virtual_only {
             return self.review(obj);
         }
@@ -680,6 +726,39 @@ impl Ctx {
         })?;
         meta_mut(&mut obj).insert("resourceVersion".into(), json!(kv.mod_revision.to_string()));
         self.value_response(StatusCode::CREATED, &obj)
+    }
+
+    fn field_validation(&self) -> Result<FieldValidation> {
+        match self.query.get("fieldValidation").map(String::as_str) {
+            None | Some("") | Some("Warn") => Ok(FieldValidation::Warn),
+            Some("Strict") => Ok(FieldValidation::Strict),
+            Some("Ignore") => Ok(FieldValidation::Ignore),
+            Some(other) => Err(ApiError::bad_request(format!("invalid fieldValidation directive: {other}: supported values: \"Ignore\", \"Warn\", \"Strict\""))),
+        }
+    }
+
+    /// Upstream's typed decoding of a written object (`def_name`, or this
+    /// resource's kind): unknown fields are dropped and, per
+    /// `fieldValidation`, refused (Strict) or reported (Warn, the default);
+    /// values of the wrong JSON type are refused.
+    fn decode_typed(&self, obj: &mut Value, def_name: Option<&str>) -> Result<()> {
+        let defs = schema::openapi::definitions();
+        let Some(name) = def_name.or_else(|| defs.name_of(&self.def.group, &self.def.version, &self.def.kind)) else { return Ok(()) };
+        let mode = self.field_validation()?;
+        let mut parts = name.rsplit('.');
+        let (kind, version) = (parts.next().unwrap_or(""), parts.next().unwrap_or(""));
+        let cannot = |msg: String| ApiError::bad_request(format!("{kind} in version \"{version}\" cannot be handled as a {kind}: {msg}"));
+        let decoded = schema::typed::decode(defs, name, obj).map_err(|e| cannot(e.0))?;
+        let unknown: Vec<String> = decoded.unknown.iter().map(|u| format!("unknown field \"{u}\"")).collect();
+        match mode {
+            _ if unknown.is_empty() => Ok(()),
+            FieldValidation::Strict => Err(cannot(format!("strict decoding error: {}", unknown.join(", ")))),
+            FieldValidation::Warn => {
+                self.warnings.lock().unwrap().extend(unknown);
+                Ok(())
+            }
+            FieldValidation::Ignore => Ok(()),
+        }
     }
 
     /// The object's apiVersion and kind must name this resource (missing ones
@@ -771,9 +850,11 @@ impl Ctx {
     async fn update(&self, content_type: &str, body: Bytes) -> Result<Response<ResBody>> {
         let mut obj = decode_body(content_type, &body)?;
         if self.info.subresource == "scale" {
+            self.decode_typed(&mut obj, Some(SCALE))?;
             return self.update_scale(obj).await;
         }
         self.check_type(&mut obj)?;
+        self.decode_typed(&mut obj, None)?;
         let body_name = meta_str(&obj, "name");
         if !body_name.is_empty() && body_name != self.info.name {
             return Err(ApiError::bad_request(format!(
@@ -941,12 +1022,24 @@ impl Ctx {
                             field: String::new(),
                         }])
                     })?;
+                } else if mime == "application/strategic-merge-patch+json" {
+                    let defs = schema::openapi::definitions();
+                    let name = if sub == "scale" { Some(SCALE) } else { defs.name_of(&self.def.group, &self.def.version, &self.def.kind) };
+                    let Some(name) = name else { return Err(ApiError::unsupported_media_type(&SMP_UNSUPPORTED)) };
+                    patched = schema::smp::apply(defs, name, &base, &patch).map_err(|e| {
+                        ApiError::invalid(&self.def.group, &self.def.kind, &self.info.name, vec![api::StatusCause {
+                            reason: "FieldValueInvalid".into(),
+                            message: format!("Invalid value: \"{}\": {}", truncate(&patch.to_string(), 256), e.0),
+                            field: "patch".into(),
+                        }])
+                    })?;
                 } else {
                     json_patch::merge(&mut patched, &patch);
                 }
                 if !patched.is_object() {
                     return Err(ApiError::bad_request("the patched object is not a JSON object"));
                 }
+                self.decode_typed(&mut patched, (sub == "scale").then_some(SCALE))?;
                 let patched_rv = meta_str(&patched, "resourceVersion").to_string();
                 if !patched_rv.is_empty() && patched_rv != meta_str(&base, "resourceVersion") {
                     return Err(self.conflict(&self.info.name, api::ApiError::OPTIMISTIC_LOCK_MSG));
@@ -1102,6 +1195,7 @@ impl Ctx {
             user: self.user.clone(),
             format: Format::Json,
             shared_storage: false,
+            warnings: Default::default(),
         };
         pods.guaranteed_update(&key, |cur| {
             if meta(cur).is_some_and(|m| m.contains_key("deletionTimestamp")) {

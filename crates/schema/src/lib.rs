@@ -10,6 +10,8 @@ pub mod hooks;
 pub mod openapi;
 pub mod printers;
 pub mod protobuf;
+pub mod smp;
+pub mod typed;
 
 use serde_json::Value;
 
