@@ -116,3 +116,63 @@ fn body_over_3_mib_is_413() {
     assert!(e.contains("NotFound"), "{e}");
     assert_eq!(all_configmaps(&s), before);
 }
+
+#[test]
+fn malformed_yaml_is_400() {
+    let s = Server::start();
+    let before = all_configmaps(&s);
+    // kubectl always sends JSON, so the YAML body goes through kube-rs.
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let (code, body) = rt.block_on(async {
+        let client = s.client().await;
+        let req = http::Request::post(CMS)
+            .header("content-type", "application/yaml")
+            .body(b"apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: [unclosed\n".to_vec())
+            .unwrap();
+        match client.request_text(req).await {
+            Ok(t) => (200, t),
+            Err(kube::Error::Api(e)) => (e.code, e.message),
+            Err(e) => panic!("{e}"),
+        }
+    });
+    assert_eq!(code, 400, "{body}");
+    assert!(body.contains("yaml"), "{body}");
+    assert_eq!(all_configmaps(&s), before);
+}
+
+#[test]
+fn kind_or_api_version_contradicting_the_url_is_400() {
+    let s = Server::start();
+    let before = all_configmaps(&s);
+    let (code, err) = post(&s, CMS, r#"{"apiVersion":"v1","kind":"Secret","metadata":{"name":"wrong-kind"}}"#);
+    assert_eq!(code, 400, "{err}");
+    assert!(err.contains("the kind in the data does not match") || err.contains("cannot be handled as a ConfigMap"), "{err}");
+    let (code, err) = post(&s, CMS, r#"{"apiVersion":"apps/v1","kind":"ConfigMap","metadata":{"name":"wrong-version"}}"#);
+    assert_eq!(code, 400, "{err}");
+    assert!(err.contains("does not match the expected API version"), "{err}");
+    assert_eq!(all_configmaps(&s), before);
+}
+
+#[test]
+fn object_over_1_5_mib_is_413() {
+    let s = Server::start();
+    let before = all_configmaps(&s);
+    // 2 MiB: under the 3 MiB request limit, over the 1.5 MiB object limit.
+    let big = "y".repeat(2 * 1024 * 1024);
+    let (code, err) = post(&s, CMS, &format!(r#"{{"apiVersion":"v1","kind":"ConfigMap","metadata":{{"name":"big"}},"data":{{"k":"{big}"}}}}"#));
+    assert_eq!(code, 413, "{}", &err[..err.len().min(2000)]);
+    assert!(s.fails(&["get", "configmap", "big"]).contains("NotFound"));
+    assert_eq!(all_configmaps(&s), before);
+}
+
+#[test]
+fn unsupported_verb_is_405() {
+    let s = Server::start();
+    // Namespaces have no deletecollection; component statuses are read-only.
+    let out = s.kubectl(&["delete", "--raw", "/api/v1/namespaces", "-v=6"]);
+    assert!(!out.status.success());
+    assert_eq!(logged_status(&out), Some(405), "{}", stderr(&out));
+    let (code, err) = post(&s, "/api/v1/componentstatuses", r#"{"apiVersion":"v1","kind":"ComponentStatus","metadata":{"name":"x"}}"#);
+    assert_eq!(code, 405, "{err}");
+    assert!(err.contains("MethodNotAllowed") || err.contains("not supported"), "{err}");
+}
