@@ -343,6 +343,39 @@ impl ApiError {
     }
 
     /// 422 `Pod "x" is invalid: <causes>` with every cause in `details`.
+    /// 409 from server-side apply: the fields other managers own, as
+    /// `(manager, apiVersion, field)`, grouped per manager like upstream's message.
+    pub fn apply_conflict(group: &str, resource: &str, name: &str, conflicts: &[(String, String, String)]) -> Self {
+        let mut sections: Vec<(String, Vec<&str>)> = Vec::new();
+        for (m, v, f) in conflicts {
+            let who = if v.is_empty() { go_quote(m) } else { format!("{} using {v}", go_quote(m)) };
+            match sections.iter_mut().find(|(w, _)| *w == who) {
+                Some((_, fs)) => fs.push(f),
+                None => sections.push((who, vec![f])),
+            }
+        }
+        let text: Vec<String> = sections
+            .iter()
+            .map(|(who, fs)| match fs.as_slice() {
+                [one] => format!("conflict with {who}: {one}"),
+                many => format!("conflicts with {who}:\n{}", many.iter().map(|f| format!("- {f}")).collect::<Vec<_>>().join("\n")),
+            })
+            .collect();
+        let n = conflicts.len();
+        let msg = format!("Apply failed with {n} conflict{}: {}", if n == 1 { "" } else { "s" }, text.join("\n"));
+        let mut d = details(name, group, resource);
+        d["causes"] = Value::Array(
+            conflicts
+                .iter()
+                .map(|(m, v, f)| {
+                    let who = if v.is_empty() { go_quote(m) } else { format!("{} using {v}", go_quote(m)) };
+                    serde_json::json!({"reason": "FieldManagerConflict", "message": format!("conflict with {who}"), "field": f})
+                })
+                .collect(),
+        );
+        Self::new(409, "Conflict", msg, Some(d))
+    }
+
     pub fn invalid(group: &str, kind: &str, name: &str, causes: Vec<StatusCause>) -> Self {
         let head = format!("{} {} is invalid", qualified(kind, group), go_quote(name));
         let msg = if causes.is_empty() {

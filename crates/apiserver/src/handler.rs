@@ -36,7 +36,9 @@ const ACCEPTED: [&str; 3] = ["application/json", "application/yaml", "applicatio
 const CONSUMED: [&str; 3] = ["application/json", "application/yaml", "application/vnd.kubernetes.protobuf"];
 /// Kinds without a Go type (custom resources) take every patch but strategic merge.
 const SMP_UNSUPPORTED: [&str; 2] = ["application/json-patch+json", "application/merge-patch+json"];
-const PATCH_TYPES: [&str; 3] = ["application/json-patch+json", "application/merge-patch+json", "application/strategic-merge-patch+json"];
+const PATCH_TYPES: [&str; 4] =
+    ["application/json-patch+json", "application/merge-patch+json", "application/strategic-merge-patch+json", APPLY_PATCH];
+const APPLY_PATCH: &str = "application/apply-patch+yaml";
 
 /// The definition of the Scale kind every scale subresource serves.
 const SCALE: &str = "io.k8s.api.autoscaling.v1.Scale";
@@ -56,6 +58,10 @@ struct Ctx {
     shared_storage: bool,
     /// `Warning` headers for the response (unknown fields under `fieldValidation=Warn`).
     warnings: std::sync::Mutex<Vec<String>>,
+    /// The client's User-Agent: the default field manager of its updates.
+    user_agent: String,
+    /// A server-side apply request: the apply computes managed fields itself.
+    apply: bool,
 }
 
 /// What unknown fields in a write cost (`fieldValidation`).
@@ -80,7 +86,9 @@ where
     let accept = req.headers().get(header::ACCEPT).and_then(|v| v.to_str().ok());
     let format = output::negotiate(accept).ok_or_else(|| ApiError::not_acceptable(&ACCEPTED))?;
     let content_type = req.headers().get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("").to_string();
-    let ctx = Ctx { srv: srv.clone(), def, info, query, user, format, shared_storage, warnings: Default::default() };
+    let user_agent = req.headers().get(header::USER_AGENT).and_then(|v| v.to_str().ok()).unwrap_or("").to_string();
+    let apply = info.verb == "patch" && content_type.starts_with(APPLY_PATCH);
+    let ctx = Ctx { srv: srv.clone(), def, info, query, user, format, shared_storage, warnings: Default::default(), user_agent, apply };
     if !ctx.info.subresource.is_empty() && ctx.def.subresource(&ctx.info.subresource).is_none() {
         return Err(ApiError::not_found_path());
     }
@@ -672,6 +680,11 @@ impl Ctx {
         if self.def.kind == "Binding" && self.def.group.is_empty() {
             return self.bind_object(obj).await;
         }
+        self.create_obj(obj).await
+    }
+
+    /// Stores a new object (from a create, or an apply of a missing object).
+    async fn create_obj(&self, mut obj: Value) -> Result<Response<ResBody>> {
         let m = meta_mut(&mut obj);
         let ns_in_body = m.get("namespace").and_then(Value::as_str).unwrap_or("").to_string();
         if self.def.namespaced {
@@ -704,8 +717,14 @@ impl Ctx {
         m.remove("selfLink");
         m.insert("uid".into(), json!(uuid::Uuid::new_v4().to_string()));
         m.insert("creationTimestamp".into(), json!(now()));
+        if !self.apply {
+            m.remove("managedFields");
+        }
         schema::hooks::apply_defaults(&self.def, &mut obj);
         schema::hooks::prepare_create(&self.def, &mut obj);
+        if !self.apply {
+            self.track(None, &mut obj)?;
+        }
         if schema::hooks::tracks_generation(&self.def, &obj) {
             meta_mut(&mut obj).insert("generation".into(), json!(1));
         } else {
@@ -726,6 +745,49 @@ impl Ctx {
         })?;
         meta_mut(&mut obj).insert("resourceVersion".into(), json!(kv.mod_revision.to_string()));
         self.value_response(StatusCode::CREATED, &obj)
+    }
+
+    /// The field manager of this write: `fieldManager`, else (not for
+    /// apply) the User-Agent's program name, as upstream.
+    fn manager_name(&self) -> Result<String> {
+        let name = match self.query.get("fieldManager").filter(|m| !m.is_empty()) {
+            Some(m) => m.clone(),
+            None if self.apply => return Err(ApiError::bad_request("PATCH, application/apply-patch+yaml: fieldManager is required for apply requests")),
+            None => {
+                let ua = self.user_agent.split('/').next().unwrap_or("").trim();
+                if ua.is_empty() { "unknown".to_string() } else { ua.chars().take(128).collect() }
+            }
+        };
+        if name.len() > 128 {
+            return Err(ApiError::bad_request(format!("fieldManager: Too long: may not be more than 128 bytes, got {}", name.len())));
+        }
+        Ok(name)
+    }
+
+    /// Which paths this endpoint's writes own: a resource with a status
+    /// subresource keeps status out of main-resource ownership and the reverse.
+    fn owns(&self) -> impl Fn(&schema::managed::Path) -> bool + use<> {
+        let sub = self.info.subresource.clone();
+        let split = self.def.has_status();
+        move |p: &schema::managed::Path| {
+            let status = p.first().is_some_and(|f| f == "f:status");
+            match sub.as_str() {
+                "status" => status,
+                "scale" => p.first().is_some_and(|f| f == "f:spec"),
+                _ => !(split && status),
+            }
+        }
+    }
+
+    /// Records `m`'s update of `old` into `new` in `new`'s managedFields.
+    fn track(&self, old: Option<&Value>, new: &mut Value) -> Result<()> {
+        let defs = schema::openapi::definitions();
+        let root = defs.name_of(&self.def.group, &self.def.version, &self.def.kind).unwrap_or("");
+        let (name, time, av) = (self.manager_name()?, now(), self.def.api_version());
+        let sub = if matches!(self.info.subresource.as_str(), "status" | "scale") { self.info.subresource.as_str() } else { "" };
+        let m = schema::managed::Manager { name: &name, operation: "Update", api_version: &av, subresource: sub, time: &time };
+        schema::managed::track_update(defs, root, old, new, &m, self.owns());
+        Ok(())
     }
 
     fn field_validation(&self) -> Result<FieldValidation> {
@@ -891,6 +953,10 @@ impl Ctx {
             "status" => {
                 let mut out = cur.clone();
                 out["status"] = new.get("status").cloned().unwrap_or(json!({}));
+                // Ownership of the status fields travels with them (recomputed for updates).
+                if let Some(mf) = new.pointer("/metadata/managedFields") {
+                    meta_mut(&mut out).insert("managedFields".into(), mf.clone());
+                }
                 // Status writers may still touch labels and annotations? Upstream keeps
                 // the old metadata except for managed fields; so do we.
                 return Ok(out);
@@ -940,6 +1006,9 @@ impl Ctx {
     async fn write(&self, key: &str, mut new: Value, kv: &KeyValue, cur: &Value) -> Result<Value, WriteError> {
         meta_mut(&mut new).remove("resourceVersion");
         schema::hooks::apply_defaults(&self.def, &mut new);
+        if !self.apply {
+            self.track(Some(cur), &mut new)?;
+        }
         if schema::hooks::tracks_generation(&self.def, &new) && spec_of(&new) != spec_of(cur) {
             let g = meta(cur).and_then(|m| m.get("generation")).and_then(Value::as_i64).unwrap_or(0);
             meta_mut(&mut new).insert("generation".into(), json!(g + 1));
@@ -991,6 +1060,9 @@ impl Ctx {
 
     async fn patch(&self, content_type: &str, body: Bytes) -> Result<Response<ResBody>> {
         let mime = content_type.split(';').next().unwrap_or("").trim().to_string();
+        if mime == APPLY_PATCH {
+            return self.server_side_apply(&body).await;
+        }
         let patch: Value = match mime.as_str() {
             "application/json-patch+json" | "application/merge-patch+json" | "application/strategic-merge-patch+json" => {
                 serde_json::from_slice(&body).map_err(|e| ApiError::bad_request(format!("error decoding patch: {e}")))?
@@ -1056,6 +1128,71 @@ impl Ctx {
             return output_scale(&v);
         }
         self.value_response(StatusCode::OK, &v)
+    }
+
+    /// Server-side apply: the body is the manager's whole intent for the
+    /// object. A missing object is created from it (the upsert); otherwise
+    /// it is merged in, refusing (409) to change fields other managers own
+    /// unless `force=true`, and removing what the manager applied before but
+    /// no longer does.
+    async fn server_side_apply(&self, body: &[u8]) -> Result<Response<ResBody>> {
+        let mut applied: Value =
+            serde_yaml::from_slice(body).map_err(|e| ApiError::bad_request(format!("error decoding YAML: {e}")))?;
+        if !applied.is_object() {
+            return Err(ApiError::bad_request("the apply configuration must be an object"));
+        }
+        for f in ["apiVersion", "kind"] {
+            if applied.get(f).and_then(Value::as_str).is_none_or(str::is_empty) {
+                return Err(ApiError::bad_request(format!("invalid object type: {f} must be set in an apply configuration")));
+            }
+        }
+        let name = meta_str(&applied, "name");
+        if !name.is_empty() && name != self.info.name {
+            return Err(ApiError::bad_request(format!("the name of the object ({name}) does not match the name on the URL ({})", self.info.name)));
+        }
+        let sub = self.info.subresource.clone();
+        if sub == "scale" {
+            return Err(ApiError::method_not_supported(&self.def.group, &self.def.plural, "apply scale"));
+        }
+        self.check_type(&mut applied)?;
+        self.decode_typed(&mut applied, None)?;
+        let force = self.query.get("force").is_some_and(|f| f == "true");
+        let defs = schema::openapi::definitions();
+        let root = defs.name_of(&self.def.group, &self.def.version, &self.def.kind).unwrap_or("").to_string();
+        let (manager, time, av) = (self.manager_name()?, now(), self.def.api_version());
+        let subres = if sub == "status" { "status" } else { "" };
+        let m = schema::managed::Manager { name: &manager, operation: "Apply", api_version: &av, subresource: subres, time: &time };
+        let conflict = |c: Vec<schema::managed::Conflict>| {
+            let list: Vec<(String, String, String)> = c.into_iter().map(|c| (c.manager, c.api_version, c.field)).collect();
+            ApiError::apply_conflict(&self.def.group, &self.def.plural, &self.info.name, &list)
+        };
+        let key = self.key();
+        for _ in 0..10 {
+            if self.inner().store.get(&key).await.map_err(store_err)?.is_none() {
+                if !sub.is_empty() {
+                    return Err(self.not_found());
+                }
+                let mut obj = schema::managed::apply(defs, &root, None, &applied, &m, force, self.owns()).map_err(conflict)?;
+                meta_mut(&mut obj).insert("name".into(), json!(self.info.name));
+                match self.create_obj(obj).await {
+                    Err(e) if e.code == 409 && e.reason == "AlreadyExists" => continue,
+                    other => return other,
+                }
+            }
+            let v = self
+                .guaranteed_update(&key, |cur| {
+                    let live = self.served_value(cur.clone());
+                    let merged = schema::managed::apply(defs, &root, Some(&live), &applied, &m, force, self.owns()).map_err(conflict)?;
+                    self.merge_update(cur, merged)
+                })
+                .await;
+            match v {
+                Err(e) if e.code == 404 => continue,
+                Err(e) => return Err(e),
+                Ok(v) => return self.value_response(StatusCode::OK, &v),
+            }
+        }
+        Err(ApiError::internal("the object kept appearing and disappearing during apply"))
     }
 
     async fn delete(&self, opts: DeleteOptions) -> Result<Response<ResBody>> {
@@ -1196,6 +1333,8 @@ impl Ctx {
             format: Format::Json,
             shared_storage: false,
             warnings: Default::default(),
+            user_agent: self.user_agent.clone(),
+            apply: false,
         };
         pods.guaranteed_update(&key, |cur| {
             if meta(cur).is_some_and(|m| m.contains_key("deletionTimestamp")) {

@@ -224,3 +224,82 @@ fn field_validation_strict_warn_ignore() {
     assert!(err.contains("cannot unmarshal string into Go struct field DeploymentSpec.spec.replicas of type int32"), "{err}");
     assert!(s.fails(&["get", "deployment", "web"]).contains("NotFound"));
 }
+
+#[test]
+fn server_side_apply_upserts_reports_conflicts_and_forces() {
+    let s = Server::start();
+    let v1 = DEPLOY.replace("  labels: {app: web}\nspec:", "  labels: {app: web, stage: one}\nspec:");
+    let out = s.ok_stdin(&["apply", "--server-side", "-f", "-"], &v1);
+    assert!(out.contains("deployment.apps/web serverside-applied"), "{out}");
+    let d = s.get_json(&["deployment", "web", "--show-managed-fields"]);
+    let mf = d["metadata"]["managedFields"].clone();
+    let mf_len = mf.as_array().expect("managedFields").len();
+    assert_eq!(mf_len, 1, "{mf:#}");
+    assert_eq!(mf[0]["manager"], "kubectl");
+    assert_eq!(mf[0]["operation"], "Apply");
+    assert!(mf[0]["fieldsV1"]["f:spec"]["f:replicas"].is_object(), "{mf:#}");
+    assert!(mf[0]["fieldsV1"]["f:spec"]["f:template"]["f:spec"]["f:containers"]["k:{\"name\":\"app\"}"]["f:image"].is_object(), "{mf:#}");
+
+    // Another manager takes replicas; applying a different value now conflicts.
+    s.ok(&["scale", "deployment", "web", "--replicas=3"]);
+    let v2 = v1.replace("replicas: 1", "replicas: 2");
+    let out = s.kubectl_stdin(&["apply", "--server-side", "-f", "-"], &v2);
+    assert!(!out.status.success());
+    let err = stderr(&out);
+    assert!(err.contains("Apply failed with 1 conflict") && err.contains(".spec.replicas"), "{err}");
+    assert_eq!(s.get_json(&["deployment", "web"])["spec"]["replicas"], 3, "a refused apply changes nothing");
+
+    // Forcing takes the field; dropping a label from the manifest removes it.
+    let v3 = v2.replace("{app: web, stage: one}", "{app: web}");
+    s.ok_stdin(&["apply", "--server-side", "--force-conflicts", "-f", "-"], &v3);
+    let d = s.get_json(&["deployment", "web"]);
+    assert_eq!(d["spec"]["replicas"], 2);
+    assert_eq!(d["metadata"]["labels"], serde_json::json!({"app": "web"}), "{d:#}");
+
+    // Applying the same manifest again changes nothing.
+    let rv = d["metadata"]["resourceVersion"].clone();
+    s.ok_stdin(&["apply", "--server-side", "-f", "-"], &v3);
+    assert_eq!(s.get_json(&["deployment", "web"])["metadata"]["resourceVersion"], rv);
+
+    // A non-apply update records its manager too.
+    s.ok(&["label", "deployment", "web", "team=a"]);
+    let mf = s.get_json(&["deployment", "web", "--show-managed-fields"])["metadata"]["managedFields"].clone();
+    assert!(mf.as_array().unwrap().iter().any(|m| m["operation"] == "Update" && m["fieldsV1"]["f:metadata"]["f:labels"]["f:team"].is_object()), "{mf:#}");
+}
+
+#[test]
+fn apply_prune_and_rollout_pause_resume() {
+    let s = Server::start();
+    let two = "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: p1\n  labels: {set: a}\ndata: {x: \"1\"}\n---\napiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: p2\n  labels: {set: a}\ndata: {x: \"2\"}\n";
+    s.ok_stdin(&["apply", "-f", "-"], two);
+    let one = two.split("---\n").next().unwrap();
+    let out = s.ok_stdin(&["apply", "--prune", "-l", "set=a", "-f", "-"], one);
+    assert!(out.contains("configmap/p2 pruned"), "{out}");
+    assert!(s.fails(&["get", "configmap", "p2"]).contains("NotFound"));
+    s.ok(&["get", "configmap", "p1"]);
+
+    s.ok_stdin(&["create", "-f", "-"], DEPLOY);
+    s.ok(&["rollout", "pause", "deployment/web"]);
+    assert_eq!(s.get_json(&["deployment", "web"])["spec"]["paused"], true);
+    s.ok(&["rollout", "resume", "deployment/web"]);
+    assert!(s.get_json(&["deployment", "web"])["spec"].get("paused").is_none_or(|p| p == false));
+}
+
+#[test]
+fn explain_reads_the_openapi_documents() {
+    let s = Server::start();
+    let out = s.ok(&["explain", "pods.spec.containers"]);
+    assert!(out.contains("KIND:       Pod") && out.contains("FIELD: containers <[]Container>"), "{out}");
+    assert!(out.contains("image\t<string>"), "{out}");
+    assert!(out.contains("name\t<string> -required-"), "{out}");
+    let out = s.ok(&["explain", "deployment", "--recursive"]);
+    assert!(out.contains("GROUP:      apps") && out.contains("KIND:       Deployment"), "{out}");
+    // Recursion reaches fields four levels down, through references.
+    assert!(out.lines().any(|l| l.starts_with("        maxSurge\t<")), "{out}");
+    assert!(out.lines().any(|l| l.trim_start() == "key\t<string> -required-"), "{out}");
+    let out = s.ok(&["explain", "deployment.spec.strategy.rollingUpdate.maxSurge"]);
+    assert!(out.contains("FIELD: maxSurge <"), "{out}");
+    assert!(out.contains("The maximum number of pods that can be scheduled above the desired number"), "{out}");
+    let err = s.fails(&["explain", "pods.spec.nosuchfield"]);
+    assert!(err.contains("nosuchfield"), "{err}");
+}

@@ -7,6 +7,7 @@
 
 pub mod builtin;
 pub mod hooks;
+pub mod managed;
 pub mod openapi;
 pub mod printers;
 pub mod protobuf;
