@@ -1,6 +1,7 @@
 //! The IO-free vocabulary of the rkube API: `Status` errors and field-level
 //! causes, label and field selectors, name and metadata validation, and
-//! accessors for `metadata` of objects held as `serde_json::Value`.
+//! accessors for `metadata` of objects held as `serde_json::Value`, and
+//! resource quantities.
 //!
 //! Everything here reproduces upstream Kubernetes behaviour observable by
 //! clients, down to the wording of messages, because kubectl and client
@@ -9,6 +10,7 @@
 //! and `apiserver`.
 
 pub mod meta;
+pub mod quantity;
 pub mod selector;
 pub mod status;
 pub mod validation;

@@ -875,6 +875,10 @@ impl Ctx {
                 }
             }
         }
+        // Subresource writes (status, binding, scale) are not spec updates:
+        // the spec immutability rules apply to main-resource updates only.
+        let old = if self.info.subresource.is_empty() { old } else { None };
+        causes.extend(schema::validate::validate(schema::openapi::definitions(), &self.def, obj, old));
         if !causes.is_empty() {
             return Err(ApiError::invalid(&self.def.group, &self.def.kind, meta_str(obj, "name"), causes));
         }
@@ -1327,7 +1331,7 @@ impl Ctx {
         let pods = Ctx {
             srv: self.srv.clone(),
             def: self.srv.registry().get("", "v1", "pods").cloned().ok_or_else(ApiError::not_found_path)?,
-            info: RequestInfo { name: pod.into(), ..self.info.clone() },
+            info: RequestInfo { name: pod.into(), subresource: "binding".into(), ..self.info.clone() },
             query: self.query.clone(),
             user: self.user.clone(),
             format: Format::Json,

@@ -39,6 +39,33 @@ pub fn prepare_create(def: &ResourceDef, obj: &mut Value) {
             spec["finalizers"] = json!(["kubernetes"]);
         }
     }
+    if def.group == "batch" && def.kind == "Job" {
+        job_selector(obj);
+    }
+}
+
+/// Job strategy's generateSelector: unless `manualSelector` is set, a Job
+/// selects its pods by its own uid, and its template carries that uid and
+/// the Job's name (in both the old and the `batch.kubernetes.io/` labels).
+fn job_selector(job: &mut Value) {
+    if job.pointer("/spec/manualSelector") == Some(&json!(true)) {
+        return;
+    }
+    let uid = job.pointer("/metadata/uid").and_then(Value::as_str).unwrap_or("").to_string();
+    let name = job.pointer("/metadata/name").and_then(Value::as_str).unwrap_or("").to_string();
+    let Some(spec) = job.get_mut("spec").filter(|s| s.is_object()) else { return };
+    spec["selector"] = json!({"matchLabels": {"batch.kubernetes.io/controller-uid": uid}});
+    let template = spec.as_object_mut().unwrap().entry("template").or_insert_with(|| json!({}));
+    let Some(t) = template.as_object_mut() else { return };
+    let meta = t.entry("metadata").or_insert_with(|| json!({}));
+    let Some(m) = meta.as_object_mut() else { return };
+    let labels = m.entry("labels").or_insert_with(|| json!({}));
+    if let Some(l) = labels.as_object_mut() {
+        l.insert("batch.kubernetes.io/controller-uid".into(), json!(uid));
+        l.insert("batch.kubernetes.io/job-name".into(), json!(name));
+        l.insert("controller-uid".into(), json!(uid));
+        l.insert("job-name".into(), json!(name));
+    }
 }
 
 /// Upstream's defaulting functions (`SetDefaults_*` in each API group's

@@ -13,6 +13,7 @@ pub mod printers;
 pub mod protobuf;
 pub mod smp;
 pub mod typed;
+pub mod validate;
 
 use serde_json::Value;
 

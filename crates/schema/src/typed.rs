@@ -104,6 +104,11 @@ fn walk(
     if !ok {
         return Err(mismatch());
     }
+    // Quantities are stored in upstream's canonical form ("1000m" → "1").
+    if def_name.ends_with("resource.Quantity") {
+        *v = Value::String(api::quantity::canonical(v).map_err(TypeError)?);
+        return Ok(());
+    }
     match v {
         Value::Object(map) => {
             if let Some(props) = schema.get("properties").and_then(Value::as_object) {
@@ -185,8 +190,11 @@ mod tests {
     fn special_types_accept_their_forms() {
         let mut s = json!({"spec": {"ports": [{"port": 80, "targetPort": "http"}, {"port": 81, "targetPort": 8081}]}});
         assert_eq!(decode(definitions(), "io.k8s.api.core.v1.Service", &mut s).unwrap(), Decoded::default());
-        let mut p = json!({"spec": {"containers": [{"name": "c", "resources": {"limits": {"cpu": 1, "memory": "1Gi"}}}]}});
+        let mut p = json!({"spec": {"containers": [{"name": "c", "resources": {"limits": {"cpu": 1, "memory": "1024Mi"}, "requests": {"cpu": "1000m"}}}]}});
         assert_eq!(decode(definitions(), "io.k8s.api.core.v1.Pod", &mut p).unwrap(), Decoded::default());
+        assert_eq!(p["spec"]["containers"][0]["resources"], json!({"limits": {"cpu": "1", "memory": "1Gi"}, "requests": {"cpu": "1"}}));
+        let mut bad = json!({"spec": {"containers": [{"name": "c", "resources": {"limits": {"cpu": "lots"}}}]}});
+        assert_eq!(decode(definitions(), "io.k8s.api.core.v1.Pod", &mut bad).unwrap_err().0, api::quantity::FORMAT_ERROR);
         // RawExtension and free-form JSON take anything.
         let mut r = json!({"data": {"anything": [1, {"x": null}]}, "revision": 1});
         assert_eq!(decode(definitions(), "io.k8s.api.apps.v1.ControllerRevision", &mut r).unwrap(), Decoded::default());
