@@ -9,6 +9,7 @@
 //! crate owns no schemas, storage or HTTP; those live in `schema`, `store`
 //! and `apiserver`.
 
+pub mod json;
 pub mod meta;
 pub mod quantity;
 pub mod selector;

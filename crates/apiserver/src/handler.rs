@@ -58,6 +58,8 @@ struct Ctx {
     shared_storage: bool,
     /// `Warning` headers for the response (unknown fields under `fieldValidation=Warn`).
     warnings: std::sync::Mutex<Vec<String>>,
+    /// Fields the request body held twice (reported per `fieldValidation`).
+    duplicates: std::sync::Mutex<Vec<String>>,
     /// The client's User-Agent: the default field manager of its updates.
     user_agent: String,
     /// A server-side apply request: the apply computes managed fields itself.
@@ -88,7 +90,7 @@ where
     let content_type = req.headers().get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("").to_string();
     let user_agent = req.headers().get(header::USER_AGENT).and_then(|v| v.to_str().ok()).unwrap_or("").to_string();
     let apply = info.verb == "patch" && content_type.starts_with(APPLY_PATCH);
-    let ctx = Ctx { srv: srv.clone(), def, info, query, user, format, shared_storage, warnings: Default::default(), user_agent, apply };
+    let ctx = Ctx { srv: srv.clone(), def, info, query, user, format, shared_storage, warnings: Default::default(), duplicates: Default::default(), user_agent, apply };
     if !ctx.info.subresource.is_empty() && ctx.def.subresource(&ctx.info.subresource).is_none() {
         return Err(ApiError::not_found_path());
     }
@@ -168,12 +170,22 @@ where
     }
 }
 
-/// Decodes a JSON or YAML request body into a JSON object.
+/// Decodes a JSON or YAML request body into a JSON object, collecting the
+/// paths of fields a JSON body holds twice into `duplicates`.
 fn decode_body(content_type: &str, body: &[u8]) -> Result<Value> {
+    decode_body_tracking(content_type, body, None)
+}
+
+fn decode_body_tracking(content_type: &str, body: &[u8], duplicates: Option<&std::sync::Mutex<Vec<String>>>) -> Result<Value> {
     let mime = content_type.split(';').next().unwrap_or("").trim().to_ascii_lowercase();
     let v: Value = match mime.as_str() {
         "" | "application/json" | "*/*" => {
-            serde_json::from_slice(body).map_err(|e| ApiError::bad_request(format!("couldn't get version/kind; json parse error: {e}")))?
+            let (v, dups) = api::json::from_slice_with_duplicates(body)
+                .map_err(|e| ApiError::bad_request(format!("couldn't get version/kind; json parse error: {e}")))?;
+            if let Some(d) = duplicates {
+                d.lock().unwrap().extend(dups);
+            }
+            v
         }
         "application/yaml" | "application/x-yaml" | "text/yaml" => {
             serde_yaml::from_slice(body).map_err(|e| ApiError::bad_request(format!("error converting YAML to JSON: yaml: {e}")))?
@@ -671,7 +683,7 @@ impl Ctx {
             "eviction" => return self.evict().await,
             _ => return Err(ApiError::method_not_supported(&self.def.group, &self.def.plural, "create")),
         }
-        let mut obj = decode_body(content_type, &body)?;
+        let mut obj = decode_body_tracking(content_type, &body, Some(&self.duplicates))?;
         self.check_type(&mut obj)?;
         self.decode_typed(&mut obj, None)?;
         if self.def.virtual_only {
@@ -811,7 +823,8 @@ impl Ctx {
         let (kind, version) = (parts.next().unwrap_or(""), parts.next().unwrap_or(""));
         let cannot = |msg: String| ApiError::bad_request(format!("{kind} in version \"{version}\" cannot be handled as a {kind}: {msg}"));
         let decoded = schema::typed::decode(defs, name, obj).map_err(|e| cannot(e.0))?;
-        let unknown: Vec<String> = decoded.unknown.iter().map(|u| format!("unknown field \"{u}\"")).collect();
+        let mut unknown: Vec<String> = decoded.unknown.iter().map(|u| format!("unknown field \"{u}\"")).collect();
+        unknown.extend(std::mem::take(&mut *self.duplicates.lock().unwrap()).iter().map(|d| format!("duplicate field \"{d}\"")));
         match mode {
             _ if unknown.is_empty() => Ok(()),
             FieldValidation::Strict => Err(cannot(format!("strict decoding error: {}", unknown.join(", ")))),
@@ -914,7 +927,7 @@ impl Ctx {
     }
 
     async fn update(&self, content_type: &str, body: Bytes) -> Result<Response<ResBody>> {
-        let mut obj = decode_body(content_type, &body)?;
+        let mut obj = decode_body_tracking(content_type, &body, Some(&self.duplicates))?;
         if self.info.subresource == "scale" {
             self.decode_typed(&mut obj, Some(SCALE))?;
             return self.update_scale(obj).await;
@@ -1069,7 +1082,9 @@ impl Ctx {
         }
         let patch: Value = match mime.as_str() {
             "application/json-patch+json" | "application/merge-patch+json" | "application/strategic-merge-patch+json" => {
-                serde_json::from_slice(&body).map_err(|e| ApiError::bad_request(format!("error decoding patch: {e}")))?
+                let (v, dups) = api::json::from_slice_with_duplicates(&body).map_err(|e| ApiError::bad_request(format!("error decoding patch: {e}")))?;
+                self.duplicates.lock().unwrap().extend(dups);
+                v
             }
             _ => return Err(ApiError::unsupported_media_type(&PATCH_TYPES)),
         };
@@ -1337,6 +1352,7 @@ impl Ctx {
             format: Format::Json,
             shared_storage: false,
             warnings: Default::default(),
+            duplicates: Default::default(),
             user_agent: self.user_agent.clone(),
             apply: false,
         };

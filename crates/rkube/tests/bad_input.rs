@@ -176,3 +176,19 @@ fn unsupported_verb_is_405() {
     assert_eq!(code, 405, "{err}");
     assert!(err.contains("MethodNotAllowed") || err.contains("not supported"), "{err}");
 }
+
+#[test]
+fn duplicate_fields_are_refused_when_strict_and_warned_otherwise() {
+    let s = Server::start();
+    let body = r#"{"apiVersion":"v1","kind":"ConfigMap","metadata":{"name":"dup","name":"dup"},"data":{"k":"1","k":"2"}}"#;
+    let (code, err) = post(&s, &format!("{CMS}?fieldValidation=Strict"), body);
+    assert_eq!(code, 400, "{err}");
+    assert!(err.contains(r#"duplicate field \"metadata.name\""#) || err.contains(r#"duplicate field "metadata.name""#), "{err}");
+    assert!(s.fails(&["get", "configmap", "dup"]).contains("NotFound"));
+
+    let file = s.write_file("dup.json", body);
+    let out = s.kubectl(&["create", "--raw", CMS, "-f", &file]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(stderr(&out).contains(r#"duplicate field "data.k""#), "{}", stderr(&out));
+    assert_eq!(s.ok(&["get", "configmap", "dup", "-o", "jsonpath={.data.k}"]), "2", "the last value wins, as upstream");
+}

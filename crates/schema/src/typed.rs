@@ -5,7 +5,7 @@
 //! fields cost: `Strict` refuses them, `Warn` (the default) reports them as
 //! warnings, `Ignore` drops them silently.
 
-use serde_json::Value;
+use serde_json::{Value, json};
 
 use crate::openapi::Definitions;
 
@@ -104,6 +104,12 @@ fn walk(
     if !ok {
         return Err(mismatch());
     }
+    // Times are RFC 3339, as Go's time.Time decodes them.
+    if let (Some("date-time"), Value::String(t)) = (schema.get("format").and_then(Value::as_str), &*v) {
+        if time::OffsetDateTime::parse(t, &time::format_description::well_known::Rfc3339).is_err() {
+            return Err(TypeError(format!("parsing time {} as \"2006-01-02T15:04:05Z07:00\": cannot parse {} as \"2006\"", json!(t), json!(t))));
+        }
+    }
     // Quantities are stored in upstream's canonical form ("1000m" → "1").
     if def_name.ends_with("resource.Quantity") {
         *v = Value::String(api::quantity::canonical(v).map_err(TypeError)?);
@@ -157,8 +163,6 @@ fn walk(
 
 #[cfg(test)]
 mod tests {
-    use serde_json::json;
-
     use super::*;
     use crate::openapi::definitions;
 
@@ -195,6 +199,8 @@ mod tests {
         assert_eq!(p["spec"]["containers"][0]["resources"], json!({"limits": {"cpu": "1", "memory": "1Gi"}, "requests": {"cpu": "1"}}));
         let mut bad = json!({"spec": {"containers": [{"name": "c", "resources": {"limits": {"cpu": "lots"}}}]}});
         assert_eq!(decode(definitions(), "io.k8s.api.core.v1.Pod", &mut bad).unwrap_err().0, api::quantity::FORMAT_ERROR);
+        let mut t = json!({"metadata": {"name": "x", "creationTimestamp": "yesterday"}});
+        assert!(decode(definitions(), "io.k8s.api.core.v1.ConfigMap", &mut t).unwrap_err().0.starts_with("parsing time \"yesterday\""));
         // RawExtension and free-form JSON take anything.
         let mut r = json!({"data": {"anything": [1, {"x": null}]}, "revision": 1});
         assert_eq!(decode(definitions(), "io.k8s.api.apps.v1.ControllerRevision", &mut r).unwrap(), Decoded::default());
