@@ -73,6 +73,10 @@ pub struct ApiServer(pub Arc<Inner>);
 impl ApiServer {
     /// Loads the cache from the store and makes sure the system namespaces exist.
     pub async fn new(store: Arc<dyn Store>, address: String) -> anyhow_free::Result<ApiServer> {
+        // The OpenAPI definitions are decoded once, off the request path.
+        std::thread::spawn(|| {
+            schema::openapi::definitions();
+        });
         let cache = WatchCache::start(store.clone()).await?;
         let srv = ApiServer(Arc::new(Inner { store, cache, registry: RwLock::new(Arc::new(Registry::builtin())), address }));
         for ns in ["default", "kube-system", "kube-public", "kube-node-lease"] {

@@ -123,3 +123,50 @@ pub fn serve(reg: &Registry, parts: &[&str], query: &HashMap<String, String>, he
         _ => Err(ApiError::not_found_path()),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use http_body_util::BodyExt;
+
+    use super::*;
+
+    async fn body(r: Response<ResBody>) -> serde_json::Value {
+        serde_json::from_slice(&r.into_body().collect().await.unwrap().to_bytes()).unwrap()
+    }
+
+    #[tokio::test]
+    async fn index_links_hashed_documents_with_etags() {
+        let reg = Registry::builtin();
+        let none = HashMap::new();
+        let index = body(serve(&reg, &["openapi", "v3"], &none, &HeaderMap::new()).unwrap()).await;
+        let url = index["paths"]["apis/apps/v1"]["serverRelativeURL"].as_str().unwrap().to_string();
+        assert!(index["paths"]["api/v1"].is_object(), "{index}");
+        let hash = url.split("hash=").nth(1).unwrap().to_string();
+        let q: HashMap<String, String> = [("hash".to_string(), hash.clone())].into();
+
+        let r = serve(&reg, &["openapi", "v3", "apis", "apps", "v1"], &q, &HeaderMap::new()).unwrap();
+        assert_eq!(r.status(), StatusCode::OK);
+        assert_eq!(r.headers()[header::CACHE_CONTROL], "public, immutable");
+        let etag = r.headers()[header::ETAG].clone();
+        assert_eq!(etag.to_str().unwrap(), format!("\"{hash}\""));
+        let doc = body(r).await;
+        assert!(doc["paths"]["/apis/apps/v1/namespaces/{namespace}/deployments/{name}"]["patch"].is_object());
+
+        let mut h = HeaderMap::new();
+        h.insert(header::IF_NONE_MATCH, etag);
+        let r = serve(&reg, &["openapi", "v3", "apis", "apps", "v1"], &q, &h).unwrap();
+        assert_eq!(r.status(), StatusCode::NOT_MODIFIED);
+
+        let stale: HashMap<String, String> = [("hash".to_string(), "0000".to_string())].into();
+        let r = serve(&reg, &["openapi", "v3", "apis", "apps", "v1"], &stale, &HeaderMap::new()).unwrap();
+        assert_eq!(r.status(), StatusCode::MOVED_PERMANENTLY);
+        assert_eq!(r.headers()[header::LOCATION].to_str().unwrap(), url);
+
+        assert_eq!(serve(&reg, &["openapi", "v3", "apis", "nope", "v1"], &none, &HeaderMap::new()).unwrap_err().code, 404);
+        let mut pb = HeaderMap::new();
+        pb.insert(header::ACCEPT, HeaderValue::from_static("application/com.github.proto-openapi.spec.v2@v1.0+protobuf"));
+        assert_eq!(serve(&reg, &["openapi", "v2"], &none, &pb).unwrap_err().code, 406);
+        let v2 = body(serve(&reg, &["openapi", "v2"], &none, &HeaderMap::new()).unwrap()).await;
+        assert_eq!(v2["swagger"], "2.0");
+    }
+}

@@ -84,11 +84,15 @@ impl Client {
     }
 
     async fn send(&self, i: usize, method: Method, path: &str, body: Option<Bytes>) -> Result<(StatusCode, Bytes)> {
+        self.send_as(i, method, path, "application/json", body).await
+    }
+
+    async fn send_as(&self, i: usize, method: Method, path: &str, content_type: &str, body: Option<Bytes>) -> Result<(StatusCode, Bytes)> {
         let mut c = self.conns[i % self.conns.len()].clone();
         let req = Request::builder()
             .method(method)
             .uri(format!("https://{}{}", self.authority, path))
-            .header("content-type", "application/json")
+            .header("content-type", content_type)
             .body(Full::new(body.unwrap_or_default()))?;
         c.ready().await?;
         let resp = c.send_request(req).await?;
@@ -215,6 +219,36 @@ async fn main() -> Result<()> {
 
     let tls = tls_config(dir.path())?;
     let client = Client::connect(&bind, tls.clone(), 8).await?;
+
+    // The embedded OpenAPI definitions: their size, the time to decode them
+    // (measured here, in process), and what they add to the server's memory
+    // once its first OpenAPI document is rendered.
+    let t = Instant::now();
+    let defs = schema::openapi::definitions().schemas.len();
+    let decode_ms = t.elapsed().as_secs_f64() * 1e3;
+    let before = rss_kib(srv.0.id());
+    let t = Instant::now();
+    let (code, doc) = client.send(0, Method::GET, "/openapi/v3/apis/apps/v1", None).await?;
+    let first_doc_ms = t.elapsed().as_secs_f64() * 1e3;
+    if code != StatusCode::OK {
+        bail!("/openapi/v3/apis/apps/v1: {code}");
+    }
+    let (code, v2) = client.send(0, Method::GET, "/openapi/v2", None).await?;
+    if code != StatusCode::OK {
+        bail!("/openapi/v2: {code}");
+    }
+    let after = rss_kib(srv.0.id());
+    println!(
+        "schemas  {defs} definitions, {:.0} KiB embedded, decode {decode_ms:.1} ms, first v3 document {first_doc_ms:.1} ms ({} KiB), v2 {} KiB, RSS +{:.1} MiB",
+        schema::openapi::EMBEDDED_BYTES as f64 / 1024.0,
+        doc.len() / 1024,
+        v2.len() / 1024,
+        (after as f64 - before as f64) / 1024.0
+    );
+    report["schemas"] = json!({
+        "definitions": defs, "embedded_kib": schema::openapi::EMBEDDED_BYTES as f64 / 1024.0, "decode_ms": decode_ms,
+        "first_v3_document_ms": first_doc_ms, "rss_added_mib": (after as f64 - before as f64) / 1024.0,
+    });
     let mut crud = Vec::new();
     for conc in [1usize, 64] {
         let ns = format!("bench-{conc}");
@@ -255,6 +289,23 @@ async fn main() -> Result<()> {
             // An unconditional update (no resourceVersion), as `kubectl replace --force` is not.
             let (c, b, body) = (c.clone(), b.clone(), cm(i, "b", None));
             async move { Ok(c.send(i, Method::PUT, &format!("{b}/cm-{i}"), Some(body)).await?.0) }
+        })
+        .await?);
+        let (c, b) = (client.clone(), base.clone());
+        crud.push(phase("patch", conc, total, move |i| {
+            let (c, b) = (c.clone(), b.clone());
+            let body = Bytes::from(json!({"data": {"key": format!("p{i}")}}).to_string());
+            async move { Ok(c.send_as(i, Method::PATCH, &format!("{b}/cm-{i}"), "application/merge-patch+json", Some(body)).await?.0) }
+        })
+        .await?);
+        let (c, b) = (client.clone(), base.clone());
+        crud.push(phase("apply", conc, total, move |i| {
+            // Server-side apply by a second manager of a field nobody else owns.
+            let (c, b) = (c.clone(), b.clone());
+            let body = Bytes::from(json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": format!("cm-{i}")}, "data": {"applied": format!("a{i}")}}).to_string());
+            async move {
+                Ok(c.send_as(i, Method::PATCH, &format!("{b}/cm-{i}?fieldManager=bench"), "application/apply-patch+yaml", Some(body)).await?.0)
+            }
         })
         .await?);
         let (c, b) = (client.clone(), base.clone());

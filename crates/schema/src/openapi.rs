@@ -16,6 +16,9 @@ use crate::ResourceDef;
 /// zlib-compressed JSON: definition name → OpenAPI v2 schema.
 const DEFINITIONS_Z: &[u8] = include_bytes!("../data/definitions.json.z");
 
+/// Size of the embedded definitions in the binary (for the benchmark).
+pub const EMBEDDED_BYTES: usize = DEFINITIONS_Z.len();
+
 const V2_REF: &str = "#/definitions/";
 const V3_REF: &str = "#/components/schemas/";
 
