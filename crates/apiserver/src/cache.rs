@@ -196,11 +196,10 @@ impl ResourceCache {
             }
         };
         st.last = ev.obj.rev;
-        if st.history.len() >= HISTORY {
-            if let Some(old) = st.history.pop_front() {
+        if st.history.len() >= HISTORY
+            && let Some(old) = st.history.pop_front() {
                 st.floor = old.obj.rev;
             }
-        }
         st.history.push_back(ev.clone());
         let _ = self.tx.send(ev);
     }

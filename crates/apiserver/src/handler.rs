@@ -303,13 +303,12 @@ impl DeleteOptions {
         if q.get("orphanDependents").map(String::as_str) == Some("true") {
             o.propagation.get_or_insert_with(|| "Orphan".into());
         }
-        if let Some(p) = &o.propagation {
-            if !matches!(p.as_str(), "Orphan" | "Background" | "Foreground") {
+        if let Some(p) = &o.propagation
+            && !matches!(p.as_str(), "Orphan" | "Background" | "Foreground") {
                 return Err(ApiError::bad_request(format!(
                     "propagationPolicy: Unsupported value: \"{p}\": supported values: \"Foreground\", \"Background\", \"Orphan\""
                 )));
             }
-        }
         o.dry_run |= q.get("dryRun").is_some_and(|d| d == "All");
         Ok(o)
     }
@@ -534,11 +533,10 @@ impl Ctx {
             read_rev = page.revision;
             revision = Some(read_rev);
             for kv in &page.kvs {
-                if let Some(c) = cached_from_kv(kv) {
-                    if filter.matches(&c) {
+                if let Some(c) = cached_from_kv(kv)
+                    && filter.matches(&c) {
                         items.push(self.served_bytes(&c));
                     }
-                }
             }
             remaining = page.remaining;
             if let Some(kv) = page.kvs.last() {
@@ -711,15 +709,14 @@ impl Ctx {
             m.remove("namespace");
         }
         let name = m.get("name").and_then(Value::as_str).unwrap_or("").to_string();
-        if name.is_empty() {
-            if let Some(prefix) = m.get("generateName").and_then(Value::as_str).filter(|p| !p.is_empty()) {
+        if name.is_empty()
+            && let Some(prefix) = m.get("generateName").and_then(Value::as_str).filter(|p| !p.is_empty()) {
                 let mut generated = prefix.to_string();
                 // Upstream truncates the prefix so that prefix + suffix fits 63 characters.
                 generated.truncate(58);
                 generated.push_str(&random_suffix());
                 m.insert("name".into(), json!(generated));
             }
-        }
         if m.get("resourceVersion").and_then(Value::as_str).is_some_and(|r| !r.is_empty()) {
             return Err(ApiError::bad_request("resourceVersion should not be set on objects to be created"));
         }
@@ -1227,22 +1224,20 @@ impl Ctx {
         for _ in 0..100 {
             let Some(kv) = self.inner().store.get(key).await.map_err(store_err)? else { return Err(not_found()) };
             let cur: Value = serde_json::from_slice(&kv.value).map_err(|e| ApiError::internal(e.to_string()))?;
-            if let Some(uid) = &opts.uid {
-                if uid != meta_str(&cur, "uid") {
+            if let Some(uid) = &opts.uid
+                && uid != meta_str(&cur, "uid") {
                     return Err(self.conflict(
                         name,
                         &format!("Precondition failed: UID in precondition: {uid}, UID in object meta: {}", meta_str(&cur, "uid")),
                     ));
                 }
-            }
-            if let Some(rv) = &opts.resource_version {
-                if *rv != kv.mod_revision.to_string() {
+            if let Some(rv) = &opts.resource_version
+                && *rv != kv.mod_revision.to_string() {
                     return Err(self.conflict(
                         name,
                         &format!("Precondition failed: ResourceVersion in precondition: {rv}, ResourceVersion in object meta: {}", kv.mod_revision),
                     ));
                 }
-            }
             let mut new = cur.clone();
             let m = meta_mut(&mut new);
             let mut fins = finalizers(&cur);
@@ -1600,11 +1595,10 @@ impl Watcher {
                 return;
             }
         }
-        if initial_end {
-            if !self.bookmark(rev, true).await {
+        if initial_end
+            && !self.bookmark(rev, true).await {
                 return;
             }
-        }
         for ev in replay {
             if !self.event(&ev).await {
                 return;

@@ -182,15 +182,12 @@ async fn start(bin: &Path, dir: &Path, bind: &str) -> Result<(Server, Duration)>
         if let Some(status) = server.0.try_wait()? {
             bail!("server exited before it was ready: {status}");
         }
-        if dir.join("admin.key").exists() {
-            if let Ok(tls) = tls_config(dir) {
-                if let Ok(c) = Client::connect(bind, tls, 1).await {
-                    if let Ok((StatusCode::OK, _)) = c.send(0, Method::GET, "/readyz", None).await {
+        if dir.join("admin.key").exists()
+            && let Ok(tls) = tls_config(dir)
+                && let Ok(c) = Client::connect(bind, tls, 1).await
+                    && let Ok((StatusCode::OK, _)) = c.send(0, Method::GET, "/readyz", None).await {
                         return Ok((server, t.elapsed()));
                     }
-                }
-            }
-        }
         tokio::time::sleep(Duration::from_millis(2)).await;
     }
 }

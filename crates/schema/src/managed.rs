@@ -241,11 +241,10 @@ fn remove_path(obj: &mut Value, path: &[String]) {
         if let Some(m) = cur.as_object_mut() {
             m.remove(f);
         }
-    } else if let Some(found) = step_into(cur, last).cloned() {
-        if let Some(l) = cur.as_array_mut() {
+    } else if let Some(found) = step_into(cur, last).cloned()
+        && let Some(l) = cur.as_array_mut() {
             l.retain(|e| *e != found);
         }
-    }
 }
 
 /// A FieldSet as the FieldsV1 trie.

@@ -367,11 +367,10 @@ fn to_v3(s: &Value) -> Value {
                     }
                 }
             }
-            if out.len() > 1 {
-                if let Some(r) = out.remove("$ref") {
+            if out.len() > 1
+                && let Some(r) = out.remove("$ref") {
                     out.insert("allOf".into(), json!([{"$ref": r}]));
                 }
-            }
             if m.get("format").and_then(Value::as_str) == Some("int-or-string") {
                 out.insert("x-kubernetes-int-or-string".into(), json!(true));
             }
@@ -382,7 +381,11 @@ fn to_v3(s: &Value) -> Value {
     }
 }
 
-fn definition_names<'a>(defs: &Definitions, resources: impl IntoIterator<Item = &'a ResourceDef>) -> (Vec<(&'a ResourceDef, String, Option<String>)>, Vec<String>) {
+/// A served resource with the names of its definition and its list's definition.
+type Served<'a> = (&'a ResourceDef, String, Option<String>);
+
+/// The served resources that have definitions, and the definitions a document needs.
+fn definition_names<'a>(defs: &Definitions, resources: impl IntoIterator<Item = &'a ResourceDef>) -> (Vec<Served<'a>>, Vec<String>) {
     let mut served = Vec::new();
     let mut roots: Vec<String> = META.iter().map(|s| s.to_string()).collect();
     for d in resources {

@@ -169,7 +169,7 @@ fn merge_list(defs: &Definitions, schema: &Value, mut original: Vec<Value>, patc
 
 /// `$setElementOrder`: the listed elements in the given order; elements the
 /// order does not name keep their relative place after them.
-fn reorder(list: &mut Vec<Value>, order: &[Value], key: Option<&str>) {
+fn reorder(list: &mut [Value], order: &[Value], key: Option<&str>) {
     let ident = |v: &Value| -> Value {
         match key {
             Some(k) => v.get(k).cloned().unwrap_or(Value::Null),

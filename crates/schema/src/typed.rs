@@ -105,11 +105,10 @@ fn walk(
         return Err(mismatch());
     }
     // Times are RFC 3339, as Go's time.Time decodes them.
-    if let (Some("date-time"), Value::String(t)) = (schema.get("format").and_then(Value::as_str), &*v) {
-        if time::OffsetDateTime::parse(t, &time::format_description::well_known::Rfc3339).is_err() {
+    if let (Some("date-time"), Value::String(t)) = (schema.get("format").and_then(Value::as_str), &*v)
+        && time::OffsetDateTime::parse(t, &time::format_description::well_known::Rfc3339).is_err() {
             return Err(TypeError(format!("parsing time {} as \"2006-01-02T15:04:05Z07:00\": cannot parse {} as \"2006\"", json!(t), json!(t))));
         }
-    }
     // Quantities are stored in upstream's canonical form ("1000m" → "1").
     if def_name.ends_with("resource.Quantity") {
         *v = Value::String(api::quantity::canonical(v).map_err(TypeError)?);

@@ -18,11 +18,10 @@ use crate::openapi::Definitions;
 /// Every validation failure of `obj` (an update of `old` when given).
 pub fn validate(defs: &Definitions, def: &ResourceDef, obj: &Value, old: Option<&Value>) -> Vec<StatusCause> {
     let mut out = Vec::new();
-    if let Some(root) = defs.name_of(&def.group, &def.version, &def.kind) {
-        if let Some(schema) = defs.get(root) {
+    if let Some(root) = defs.name_of(&def.group, &def.version, &def.kind)
+        && let Some(schema) = defs.get(root) {
             required_fields(defs, schema, obj, "", &mut out);
         }
-    }
     let spec = obj.get("spec").unwrap_or(&Value::Null);
     match (def.group.as_str(), def.kind.as_str()) {
         ("", "Pod") => {
@@ -101,19 +100,17 @@ fn str_of<'a>(v: &'a Value, k: &str) -> Option<&'a str> {
 }
 
 fn one_of(v: &Value, field: &str, allowed: &[&str], out: &mut Vec<StatusCause>) {
-    if let Some(s) = v.as_str() {
-        if !allowed.contains(&s) {
+    if let Some(s) = v.as_str()
+        && !allowed.contains(&s) {
             out.push(not_supported(field, v, allowed));
         }
-    }
 }
 
 fn port_range(v: Option<&Value>, field: &str, allow_zero: bool, out: &mut Vec<StatusCause>) {
-    if let Some(n) = v.and_then(Value::as_i64) {
-        if !(n == 0 && allow_zero) && !(1..=65535).contains(&n) {
+    if let Some(n) = v.and_then(Value::as_i64)
+        && !(n == 0 && allow_zero) && !(1..=65535).contains(&n) {
             out.push(invalid_value(field, &json!(n), "must be between 1 and 65535, inclusive"));
         }
-    }
 }
 
 /// IANA service names: at most 15 characters, lowercase letters, digits and
@@ -194,11 +191,10 @@ fn pod_spec(spec: &Value, at: &str, out: &mut Vec<StatusCause>) {
             }
         }
     }
-    if let Some(g) = spec.get("terminationGracePeriodSeconds").and_then(Value::as_i64) {
-        if g < 0 {
+    if let Some(g) = spec.get("terminationGracePeriodSeconds").and_then(Value::as_i64)
+        && g < 0 {
             out.push(invalid_value(&format!("{at}.terminationGracePeriodSeconds"), &json!(g), "must be greater than or equal to 0"));
         }
-    }
 }
 
 /// ValidatePodUpdate: a pod's spec is immutable except container images,
@@ -256,11 +252,10 @@ fn workload(def: &ResourceDef, spec: &Value, old: Option<&Value>, out: &mut Vec<
     let labels = spec.pointer("/template/metadata/labels").and_then(Value::as_object).cloned().unwrap_or_default();
     if def.kind == "ReplicationController" {
         // A ReplicationController's selector is a plain map, defaulted from the template.
-        if let Some(sel) = spec.get("selector").and_then(Value::as_object).filter(|s| !s.is_empty()) {
-            if spec.get("template").is_some() && !sel.iter().all(|(k, v)| labels.get(k) == Some(v)) {
+        if let Some(sel) = spec.get("selector").and_then(Value::as_object).filter(|s| !s.is_empty())
+            && spec.get("template").is_some() && !sel.iter().all(|(k, v)| labels.get(k) == Some(v)) {
                 out.push(invalid_value("spec.template.metadata.labels", &Value::Object(labels.clone()), "`selector` does not match template `labels`"));
             }
-        }
     } else if let Some(sel) = spec.get("selector").filter(|s| s.is_object()) {
         let empty = sel.get("matchLabels").and_then(Value::as_object).is_none_or(Map::is_empty)
             && sel.get("matchExpressions").and_then(Value::as_array).is_none_or(Vec::is_empty);
@@ -269,11 +264,10 @@ fn workload(def: &ResourceDef, spec: &Value, old: Option<&Value>, out: &mut Vec<
         } else if spec.get("template").is_some() && !selects(sel, &labels) {
             out.push(invalid_value("spec.template.metadata.labels", &Value::Object(labels.clone()), "`selector` does not match template `labels`"));
         }
-        if let Some(old_sel) = old.and_then(|o| o.get("selector")) {
-            if old_sel != sel && def.group == "apps" {
+        if let Some(old_sel) = old.and_then(|o| o.get("selector"))
+            && old_sel != sel && def.group == "apps" {
                 out.push(invalid_value("spec.selector", sel, "field is immutable"));
             }
-        }
         for (i, e) in sel.get("matchExpressions").and_then(Value::as_array).into_iter().flatten().enumerate() {
             one_of(e.get("operator").unwrap_or(&Value::Null), &format!("spec.selector.matchExpressions[{i}].operator"), &["In", "NotIn", "Exists", "DoesNotExist"], out);
         }
@@ -290,14 +284,13 @@ fn workload(def: &ResourceDef, spec: &Value, old: Option<&Value>, out: &mut Vec<
             out.push(not_supported("spec.template.spec.restartPolicy", rp, &["Always"]));
         }
     }
-    if def.kind == "Deployment" {
-        if let Some(st) = spec.get("strategy") {
+    if def.kind == "Deployment"
+        && let Some(st) = spec.get("strategy") {
             one_of(st.get("type").unwrap_or(&Value::Null), "spec.strategy.type", &["Recreate", "RollingUpdate"], out);
             if str_of(st, "type") == Some("Recreate") && st.get("rollingUpdate").is_some() {
                 out.push(forbidden("spec.strategy.rollingUpdate", "may not be specified when strategy `type` is 'Recreate'"));
             }
         }
-    }
 }
 
 /// ValidateJobSpec: pods that do not restart forever, non-negative counts.
@@ -356,11 +349,10 @@ fn service(spec: &Value, out: &mut Vec<StatusCause>) {
             }
             _ => {}
         }
-        if let Some(np) = p.get("nodePort").and_then(Value::as_i64) {
-            if np != 0 && ty != "NodePort" && ty != "LoadBalancer" {
+        if let Some(np) = p.get("nodePort").and_then(Value::as_i64)
+            && np != 0 && ty != "NodePort" && ty != "LoadBalancer" {
                 out.push(forbidden(&format!("{f}.nodePort"), "may not be used when `type` is 'ClusterIP'"));
             }
-        }
     }
 }
 

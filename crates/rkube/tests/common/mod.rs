@@ -317,7 +317,7 @@ pub fn logged_status(out: &Output) -> Option<u16> {
         let mut words = l.split_whitespace().skip_while(|w| !w.starts_with("https://"));
         words.next()?;
         words.next()?.parse::<u16>().ok()
-    }).last()
+    }).next_back()
 }
 
 /// Polls `f` until it returns `Some`, or panics after `timeout`.
