@@ -8,6 +8,31 @@ use std::sync::Arc;
 use schema::ResourceDef;
 use serde_json::{Value, json};
 
+/// Sort key of a version: Kubernetes-like versions first (GA, then beta,
+/// then alpha; higher numbers first), then the rest by name.
+pub fn version_priority(v: &str) -> (u8, std::cmp::Reverse<u32>, std::cmp::Reverse<u32>, String) {
+    use std::cmp::Reverse;
+    let parse = || -> Option<(u8, u32, u32)> {
+        let rest = v.strip_prefix('v')?;
+        let end = rest.find(|c: char| !c.is_ascii_digit()).unwrap_or(rest.len());
+        let major: u32 = rest[..end].parse().ok()?;
+        let tail = &rest[end..];
+        if tail.is_empty() {
+            return Some((0, major, 0));
+        }
+        for (tier, word) in [(1, "beta"), (2, "alpha")] {
+            if let Some(n) = tail.strip_prefix(word) {
+                return Some((tier, major, n.parse().ok()?));
+            }
+        }
+        None
+    };
+    match parse() {
+        Some((tier, major, minor)) => (tier, Reverse(major), Reverse(minor), String::new()),
+        None => (3, Reverse(0), Reverse(0), v.to_string()),
+    }
+}
+
 /// Every served resource, looked up by group, version and plural.
 pub struct Registry {
     /// Groups in discovery order, each with its versions (preferred first).
@@ -26,6 +51,13 @@ impl Registry {
     }
 
     pub fn builtin() -> Registry {
+        Registry::with_custom(Vec::new())
+    }
+
+    /// The built-in resources and `custom` ones (from CRDs), whose groups
+    /// follow the built-in groups in name order, each group's versions in
+    /// upstream's priority order (v2 > v1 > v1beta2 > v1beta1 > v1alpha1 > others).
+    pub fn with_custom(custom: Vec<ResourceDef>) -> Registry {
         // The core group is served under /api, ahead of the named groups.
         let mut order: Vec<(String, Vec<String>)> = vec![(String::new(), vec!["v1".into()])];
         order.extend(
@@ -34,7 +66,20 @@ impl Registry {
                 .filter(|(g, _)| !g.is_empty())
                 .map(|(g, vs)| (g.to_string(), vs.into_iter().map(str::to_string).collect())),
         );
-        Registry::new(schema::builtin::builtin(), order)
+        let mut groups: std::collections::BTreeMap<String, Vec<String>> = Default::default();
+        for d in &custom {
+            let vs = groups.entry(d.group.clone()).or_default();
+            if !vs.contains(&d.version) {
+                vs.push(d.version.clone());
+            }
+        }
+        for (g, mut vs) in groups {
+            vs.sort_by_key(|v| version_priority(v));
+            order.push((g, vs));
+        }
+        let mut defs = schema::builtin::builtin();
+        defs.extend(custom);
+        Registry::new(defs, order)
     }
 
     pub fn get(&self, group: &str, version: &str, plural: &str) -> Option<&Arc<ResourceDef>> {

@@ -40,6 +40,9 @@ const PATCH_TYPES: [&str; 4] =
     ["application/json-patch+json", "application/merge-patch+json", "application/strategic-merge-patch+json", APPLY_PATCH];
 const APPLY_PATCH: &str = "application/apply-patch+yaml";
 
+/// The storage of CustomResourceDefinitions.
+pub(crate) const CRDS: &str = "customresourcedefinitions.apiextensions.k8s.io";
+
 /// The definition of the Scale kind every scale subresource serves.
 const SCALE: &str = "io.k8s.api.autoscaling.v1.Scale";
 
@@ -99,6 +102,9 @@ where
         return Err(ApiError::method_not_supported(&ctx.def.group, &ctx.def.plural, &verb));
     }
     check_dry_run(&ctx.query)?;
+    if let Some(w) = ctx.def.custom.as_ref().and_then(|c| c.warning.clone()) {
+        ctx.warnings.lock().unwrap().push(w);
+    }
     let mut resp = ctx.dispatch(req, &verb, &content_type).await?;
     let mut warnings = ctx.warnings.into_inner().unwrap_or_default();
     warnings.dedup();
@@ -427,7 +433,7 @@ impl Ctx {
         let obj = rc.get(&self.key()).ok_or_else(|| self.not_found())?;
         match self.info.subresource.as_str() {
             "" | "status" => self.object_response(StatusCode::OK, self.served_bytes(&obj)),
-            "scale" => output_scale(&obj.value()),
+            "scale" => output_scale(&self.def, &obj.value()),
             _ => Err(ApiError::method_not_supported(&self.def.group, &self.def.plural, "get")),
         }
     }
@@ -695,6 +701,12 @@ impl Ctx {
 
     /// Stores a new object (from a create, or an apply of a missing object).
     async fn create_obj(&self, mut obj: Value) -> Result<Response<ResBody>> {
+        if let Some(c) = &self.def.custom {
+            let crd = self.inner().cache.resource(CRDS).get(&format!("/registry/{CRDS}/{}", c.crd));
+            if crd.is_some_and(|c| c.value().pointer("/metadata/deletionTimestamp").is_some()) {
+                return Err(ApiError::method_not_supported(&self.def.group, &self.def.plural, "create not allowed while custom resource definition is terminating; create"));
+            }
+        }
         let m = meta_mut(&mut obj);
         let ns_in_body = m.get("namespace").and_then(Value::as_str).unwrap_or("").to_string();
         if self.def.namespaced {
@@ -788,10 +800,23 @@ impl Ctx {
         }
     }
 
+    /// The schema of this resource's objects: the CRD version's, or the
+    /// built-in definition (Null when there is none).
+    fn root_schema(&self) -> &Value {
+        static NONE: Value = Value::Null;
+        match &self.def.custom {
+            Some(c) => &c.schema,
+            None => {
+                let defs = schema::openapi::definitions();
+                defs.name_of(&self.def.group, &self.def.version, &self.def.kind).and_then(|n| defs.get(n)).unwrap_or(&NONE)
+            }
+        }
+    }
+
     /// Records `m`'s update of `old` into `new` in `new`'s managedFields.
     fn track(&self, old: Option<&Value>, new: &mut Value) -> Result<()> {
         let defs = schema::openapi::definitions();
-        let root = defs.name_of(&self.def.group, &self.def.version, &self.def.kind).unwrap_or("");
+        let root = self.root_schema();
         let (name, time, av) = (self.manager_name()?, now(), self.def.api_version());
         let sub = if matches!(self.info.subresource.as_str(), "status" | "scale") { self.info.subresource.as_str() } else { "" };
         let m = schema::managed::Manager { name: &name, operation: "Update", api_version: &av, subresource: sub, time: &time };
@@ -813,14 +838,29 @@ impl Ctx {
     /// `fieldValidation`, refused (Strict) or reported (Warn, the default);
     /// values of the wrong JSON type are refused.
     fn decode_typed(&self, obj: &mut Value, def_name: Option<&str>) -> Result<()> {
+        if let (Some(c), None) = (&self.def.custom, def_name) {
+            // Custom resources: pruning by the structural schema; types are
+            // checked by validation (422, as upstream).
+            let mut unknown = Vec::new();
+            schema::crd::prune(&c.schema, obj, &mut unknown);
+            return self.report_unknown(unknown, |msg| {
+                ApiError::bad_request(format!("{} in version \"{}\" cannot be handled as a {}: {msg}", self.def.kind, self.def.version, self.def.kind))
+            });
+        }
         let defs = schema::openapi::definitions();
         let Some(name) = def_name.or_else(|| defs.name_of(&self.def.group, &self.def.version, &self.def.kind)) else { return Ok(()) };
-        let mode = self.field_validation()?;
         let mut parts = name.rsplit('.');
         let (kind, version) = (parts.next().unwrap_or(""), parts.next().unwrap_or(""));
         let cannot = |msg: String| ApiError::bad_request(format!("{kind} in version \"{version}\" cannot be handled as a {kind}: {msg}"));
         let decoded = schema::typed::decode(defs, name, obj).map_err(|e| cannot(e.0))?;
-        let mut unknown: Vec<String> = decoded.unknown.iter().map(|u| format!("unknown field \"{u}\"")).collect();
+        self.report_unknown(decoded.unknown, cannot)
+    }
+
+    /// Unknown (already dropped) and duplicate fields, refused or reported
+    /// per `fieldValidation`.
+    fn report_unknown(&self, unknown: Vec<String>, cannot: impl Fn(String) -> ApiError) -> Result<()> {
+        let mode = self.field_validation()?;
+        let mut unknown: Vec<String> = unknown.iter().map(|u| format!("unknown field \"{u}\"")).collect();
         unknown.extend(std::mem::take(&mut *self.duplicates.lock().unwrap()).iter().map(|d| format!("duplicate field \"{d}\"")));
         match mode {
             _ if unknown.is_empty() => Ok(()),
@@ -1098,7 +1138,7 @@ impl Ctx {
         let v = self
             .guaranteed_update(&key, |cur| {
                 // The patch applies to what the client sees: the object, or its Scale.
-                let base = if sub == "scale" { scale_of(cur)? } else { self.served_value(cur.clone()) };
+                let base = if sub == "scale" { scale_of(&self.def, cur)? } else { self.served_value(cur.clone()) };
                 let mut patched = base.clone();
                 if mime == "application/json-patch+json" {
                     let p: json_patch::Patch =
@@ -1133,7 +1173,7 @@ impl Ctx {
                     return Err(self.conflict(&self.info.name, api::ApiError::OPTIMISTIC_LOCK_MSG));
                 }
                 if sub == "scale" {
-                    return apply_scale(cur, &patched);
+                    return apply_scale(&self.def, cur, &patched);
                 }
                 let mut patched = patched;
                 self.check_type(&mut patched)?;
@@ -1141,7 +1181,7 @@ impl Ctx {
             })
             .await?;
         if sub == "scale" {
-            return output_scale(&v);
+            return output_scale(&self.def, &v);
         }
         self.value_response(StatusCode::OK, &v)
     }
@@ -1174,7 +1214,7 @@ impl Ctx {
         self.decode_typed(&mut applied, None)?;
         let force = self.query.get("force").is_some_and(|f| f == "true");
         let defs = schema::openapi::definitions();
-        let root = defs.name_of(&self.def.group, &self.def.version, &self.def.kind).unwrap_or("").to_string();
+        let root = self.root_schema();
         let (manager, time, av) = (self.manager_name()?, now(), self.def.api_version());
         let subres = if sub == "status" { "status" } else { "" };
         let m = schema::managed::Manager { name: &manager, operation: "Apply", api_version: &av, subresource: subres, time: &time };
@@ -1188,7 +1228,7 @@ impl Ctx {
                 if !sub.is_empty() {
                     return Err(self.not_found());
                 }
-                let mut obj = schema::managed::apply(defs, &root, None, &applied, &m, force, self.owns()).map_err(conflict)?;
+                let mut obj = schema::managed::apply(defs, root, None, &applied, &m, force, self.owns()).map_err(conflict)?;
                 meta_mut(&mut obj).insert("name".into(), json!(self.info.name));
                 match self.create_obj(obj).await {
                     Err(e) if e.code == 409 && e.reason == "AlreadyExists" => continue,
@@ -1198,7 +1238,7 @@ impl Ctx {
             let v = self
                 .guaranteed_update(&key, |cur| {
                     let live = self.served_value(cur.clone());
-                    let merged = schema::managed::apply(defs, &root, Some(&live), &applied, &m, force, self.owns()).map_err(conflict)?;
+                    let merged = schema::managed::apply(defs, root, Some(&live), &applied, &m, force, self.owns()).map_err(conflict)?;
                     self.merge_update(cur, merged)
                 })
                 .await;
@@ -1245,6 +1285,11 @@ impl Ctx {
                 Some("Orphan") if !fins.iter().any(|f| f == "orphan") => fins.push("orphan".into()),
                 Some("Foreground") if !fins.iter().any(|f| f == "foregroundDeletion") => fins.push("foregroundDeletion".into()),
                 _ => {}
+            }
+            if let Some(f) = schema::hooks::deletion_finalizer(&self.def).filter(|f| !fins.iter().any(|x| x == f)) {
+                if meta(&cur).is_none_or(|m| !m.contains_key("deletionTimestamp")) {
+                    fins.push(f.into());
+                }
             }
             let already = m.contains_key("deletionTimestamp");
             let namespace_pending = self.def.group.is_empty() && self.def.kind == "Namespace" && blocking_finalizers(&self.def, &cur);
@@ -1311,10 +1356,10 @@ impl Ctx {
                 if !want_rv.is_empty() && want_rv != meta_str(cur, "resourceVersion") {
                     return Err(self.conflict(&self.info.name, api::ApiError::OPTIMISTIC_LOCK_MSG));
                 }
-                apply_scale(cur, &scale)
+                apply_scale(&self.def, cur, &scale)
             })
             .await?;
-        output_scale(&v)
+        output_scale(&self.def, &v)
     }
 
     /// pods/binding and the core `bindings` resource: sets spec.nodeName once.
@@ -1511,16 +1556,31 @@ impl Filter {
 
 // ---- scale ----
 
-fn scale_of(obj: &Value) -> Result<Value> {
-    let replicas = obj.pointer("/spec/replicas").and_then(Value::as_i64).unwrap_or(1);
-    let status_replicas = obj.pointer("/status/replicas").and_then(Value::as_i64).unwrap_or(0);
-    let selector = match obj.pointer("/spec/selector") {
-        Some(s) if s.get("matchLabels").is_some() || s.get("matchExpressions").is_some() => {
-            LabelSelector::from_json(s).map(|l| l.to_string()).unwrap_or_default()
+/// The Scale (autoscaling/v1) of an object: built-in kinds keep replicas at
+/// spec.replicas and status.replicas; custom resources say where in their CRD.
+fn scale_of(def: &ResourceDef, obj: &Value) -> Result<Value> {
+    let custom = def.custom.as_ref().and_then(|c| c.scale.as_ref());
+    let (replicas, status_replicas, selector) = match custom {
+        Some(p) => (
+            schema::crd::read_path(obj, &p.spec_replicas).and_then(Value::as_i64).unwrap_or(0),
+            schema::crd::read_path(obj, &p.status_replicas).and_then(Value::as_i64).unwrap_or(0),
+            p.label_selector.as_deref().and_then(|l| schema::crd::read_path(obj, l)).and_then(Value::as_str).unwrap_or("").to_string(),
+        ),
+        None => {
+            let selector = match obj.pointer("/spec/selector") {
+                Some(s) if s.get("matchLabels").is_some() || s.get("matchExpressions").is_some() => {
+                    LabelSelector::from_json(s).map(|l| l.to_string()).unwrap_or_default()
+                }
+                // ReplicationControllers use a plain map as selector.
+                Some(Value::Object(m)) => m.iter().map(|(k, v)| format!("{k}={}", v.as_str().unwrap_or(""))).collect::<Vec<_>>().join(","),
+                _ => String::new(),
+            };
+            (
+                obj.pointer("/spec/replicas").and_then(Value::as_i64).unwrap_or(1),
+                obj.pointer("/status/replicas").and_then(Value::as_i64).unwrap_or(0),
+                selector,
+            )
         }
-        // ReplicationControllers use a plain map as selector.
-        Some(Value::Object(m)) => m.iter().map(|(k, v)| format!("{k}={}", v.as_str().unwrap_or(""))).collect::<Vec<_>>().join(","),
-        _ => String::new(),
     };
     let m = meta(obj).cloned().unwrap_or_default();
     let mut sm = Map::new();
@@ -1542,7 +1602,8 @@ fn scale_of(obj: &Value) -> Result<Value> {
     }))
 }
 
-fn apply_scale(cur: &Value, scale: &Value) -> Result<Value> {
+/// `cur` with the replicas of `scale`.
+fn apply_scale(def: &ResourceDef, cur: &Value, scale: &Value) -> Result<Value> {
     let replicas = scale.pointer("/spec/replicas").and_then(Value::as_i64).unwrap_or(0);
     if replicas < 0 {
         return Err(ApiError::invalid("autoscaling", "Scale", meta_str(cur, "name"), vec![api::StatusCause {
@@ -1552,12 +1613,15 @@ fn apply_scale(cur: &Value, scale: &Value) -> Result<Value> {
         }]));
     }
     let mut new = cur.clone();
-    new["spec"]["replicas"] = json!(replicas);
+    match def.custom.as_ref().and_then(|c| c.scale.as_ref()) {
+        Some(p) => schema::crd::write_path(&mut new, &p.spec_replicas, json!(replicas)),
+        None => new["spec"]["replicas"] = json!(replicas),
+    }
     Ok(new)
 }
 
-fn output_scale(obj: &Value) -> Result<Response<ResBody>> {
-    Ok(output::value_response(StatusCode::OK, &scale_of(obj)?))
+fn output_scale(def: &ResourceDef, obj: &Value) -> Result<Response<ResBody>> {
+    Ok(output::value_response(StatusCode::OK, &scale_of(def, obj)?))
 }
 
 // ---- watch streaming ----
@@ -1702,6 +1766,60 @@ impl Watcher {
 }
 
 /// Creates a namespace if it does not exist (system namespaces at start-up).
+/// The server's own writes (the CRD controller) go through the same path
+/// as every client's, as the `system:apiserver` user.
+fn system_ctx(srv: &ApiServer, def: Arc<ResourceDef>, namespace: &str, name: &str, subresource: &str, verb: &str) -> Ctx {
+    let info = RequestInfo {
+        is_resource: true,
+        verb: verb.into(),
+        group: def.group.clone(),
+        version: def.version.clone(),
+        namespace: namespace.into(),
+        resource: def.plural.clone(),
+        subresource: subresource.into(),
+        name: name.into(),
+        ..Default::default()
+    };
+    let query = [("fieldManager".to_string(), "rkube-apiserver".to_string())].into();
+    Ctx {
+        srv: srv.clone(),
+        shared_storage: srv.registry().defs.iter().filter(|d| d.storage == def.storage).count() > 1,
+        def,
+        info,
+        query,
+        user: User::new("system:apiserver", &["system:masters"]),
+        format: Format::Json,
+        warnings: Default::default(),
+        duplicates: Default::default(),
+        user_agent: "rkube-apiserver".into(),
+        apply: false,
+    }
+}
+
+/// Changes one object with `f` (retrying on conflicts) as the server itself.
+pub(crate) async fn system_update(
+    srv: &ApiServer,
+    def: Arc<ResourceDef>,
+    name: &str,
+    subresource: &str,
+    f: impl FnMut(&Value) -> Result<Value>,
+) -> Result<Value> {
+    let ctx = system_ctx(srv, def, "", name, subresource, "update");
+    let key = ctx.key();
+    ctx.guaranteed_update(&key, f).await
+}
+
+/// Deletes one object as the server itself (its finalizers still apply).
+pub(crate) async fn system_delete(srv: &ApiServer, def: Arc<ResourceDef>, namespace: &str, name: &str) -> Result<()> {
+    let ctx = system_ctx(srv, def, namespace, name, "", "delete");
+    let key = ctx.key();
+    match ctx.delete_one(&key, name, &DeleteOptions::default()).await {
+        Ok(_) => Ok(()),
+        Err(e) if e.code == 404 => Ok(()),
+        Err(e) => Err(e),
+    }
+}
+
 pub async fn ensure_namespace(inner: &Inner, name: &str) -> store::Result<()> {
     let key = format!("/registry/namespaces/{name}");
     if inner.store.get(&key).await?.is_some() {

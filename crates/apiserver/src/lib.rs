@@ -8,6 +8,7 @@
 //! per-kind data (`schema`), storage engines (`store`).
 
 pub mod cache;
+pub mod crds;
 pub mod discovery;
 pub mod handler;
 pub mod openapi;
@@ -82,6 +83,7 @@ impl ApiServer {
         for ns in ["default", "kube-system", "kube-public", "kube-node-lease"] {
             handler::ensure_namespace(&srv.0, ns).await?;
         }
+        crds::start(srv.clone()).await;
         Ok(srv)
     }
 

@@ -144,20 +144,24 @@ impl IncludeObject {
 pub fn table(def: &ResourceDef, objects: &[Value], list_meta: Value, include: IncludeObject, headers: bool, v1beta1: bool) -> Value {
     let printer: Printer = schema::printers::printer(&def.group, &def.kind);
     let now = time::OffsetDateTime::now_utc();
-    let columns: Vec<Value> = if headers {
-        printer
+    let columns: Vec<Value> = match (&def.custom, headers) {
+        (_, false) => Vec::new(),
+        (Some(c), true) => schema::printers::custom_columns(c),
+        (None, true) => printer
             .columns
             .iter()
             .map(|c| json!({"name": c.name, "type": c.type_, "format": c.format, "description": c.description, "priority": c.priority}))
-            .collect()
-    } else {
-        Vec::new()
+            .collect(),
     };
     let rows: Vec<Value> = objects
         .iter()
         .map(|o| {
             let mut row = Map::new();
-            row.insert("cells".into(), Value::Array((printer.cells)(o, now)));
+            let cells = match &def.custom {
+                Some(c) => schema::printers::custom_cells(c, o, now),
+                None => (printer.cells)(o, now),
+            };
+            row.insert("cells".into(), Value::Array(cells));
             match include {
                 IncludeObject::None => {}
                 IncludeObject::Metadata => {

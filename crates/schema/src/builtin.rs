@@ -85,6 +85,7 @@ fn res(group_version: &str, kind: &str, plural: &str, namespaced: bool) -> Def {
         virtual_only: false,
         name_rule: NameRule::Subdomain,
         field_selectors: Vec::new(),
+        custom: None,
     })
 }
 

@@ -22,6 +22,13 @@ pub fn prepare_create(def: &ResourceDef, obj: &mut Value) {
     if !def.has_status() || def.kind == "Node" {
         return;
     }
+    // Custom resources with a status subresource drop the status sent on create.
+    if def.custom.is_some() {
+        if let Some(m) = obj.as_object_mut() {
+            m.remove("status");
+        }
+        return;
+    }
     let status = match (def.group.as_str(), def.kind.as_str()) {
         // Pod strategy: every new pod starts Pending, with its QoS class.
         ("", "Pod") => json!({"phase": "Pending", "qosClass": qos_class(obj)}),
@@ -72,6 +79,11 @@ fn job_selector(job: &mut Value) {
 /// `defaults.go`) for the fields users see filled in after a write. Applied to
 /// every object written, so they are idempotent: only unset fields change.
 pub fn apply_defaults(def: &ResourceDef, obj: &mut Value) {
+    // Custom resources default from their structural schema.
+    if let Some(c) = &def.custom {
+        crate::crd::default(&c.schema, obj);
+        return;
+    }
     let Some(o) = obj.as_object_mut() else { return };
     match (def.group.as_str(), def.kind.as_str()) {
         ("", "Secret") => {
@@ -273,6 +285,15 @@ fn service_defaults(spec: &mut Value) {
         set_in(spec, "internalTrafficPolicy", json!("Cluster"));
     }
 }
+
+/// A finalizer the server adds when an object of this kind is deleted, so
+/// that its cleanup runs first: a CRD waits until its custom objects are
+/// gone (upstream's `customresourcecleanup.apiextensions.k8s.io`).
+pub fn deletion_finalizer(def: &ResourceDef) -> Option<&'static str> {
+    (def.group == "apiextensions.k8s.io" && def.kind == "CustomResourceDefinition").then_some(CRD_CLEANUP)
+}
+
+pub const CRD_CLEANUP: &str = "customresourcecleanup.apiextensions.k8s.io";
 
 /// Upstream's QoS classification: Guaranteed when every container has equal
 /// CPU and memory requests and limits, BestEffort when none has any, else Burstable.

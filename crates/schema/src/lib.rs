@@ -6,6 +6,7 @@
 //! Not here: HTTP, storage, or anything that talks to a cluster.
 
 pub mod builtin;
+pub mod crd;
 pub mod hooks;
 pub mod managed;
 pub mod openapi;
@@ -71,6 +72,8 @@ pub struct ResourceDef {
     /// Field selector fields beyond metadata.name and metadata.namespace,
     /// as upstream supports them for this kind ("spec.nodeName", "status.phase", ...).
     pub field_selectors: Vec<String>,
+    /// Set for custom resources: the CRD version's schema, columns, scale paths.
+    pub custom: Option<std::sync::Arc<crd::Custom>>,
 }
 
 impl ResourceDef {

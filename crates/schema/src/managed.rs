@@ -119,9 +119,8 @@ fn key_default(key: &str) -> Option<Value> {
 const SERVER_META: [&str; 10] =
     ["name", "namespace", "uid", "resourceVersion", "generation", "creationTimestamp", "managedFields", "deletionTimestamp", "deletionGracePeriodSeconds", "selfLink"];
 
-/// The fields of `obj` (of definition `root`) as a set of paths.
-pub fn field_set(defs: &Definitions, root: &str, obj: &Value) -> FieldSet {
-    let schema = defs.get(root).unwrap_or(&Value::Null);
+/// The fields of `obj` (whose schema is `schema`) as a set of paths.
+pub fn field_set(defs: &Definitions, schema: &Value, obj: &Value) -> FieldSet {
     let mut out = FieldSet::new();
     if let Value::Object(m) = obj {
         for (k, v) in m {
@@ -387,7 +386,7 @@ fn changed(old: Option<&Value>, new: &Value, p: &Path, old_set: &FieldSet) -> bo
 /// Records an update (create, PUT, non-apply patch) of `old` into `new` by `m`:
 /// `m` takes the fields it set or changed, removed fields leave every set.
 /// `keep` limits tracking to the fields this endpoint may write.
-pub fn track_update(defs: &Definitions, root: &str, old: Option<&Value>, new: &mut Value, m: &Manager, keep: impl Fn(&Path) -> bool) {
+pub fn track_update(defs: &Definitions, root: &Value, old: Option<&Value>, new: &mut Value, m: &Manager, keep: impl Fn(&Path) -> bool) {
     let list = old.map(entries).unwrap_or_default();
     let old_set: FieldSet = old.map(|o| field_set(defs, root, o)).unwrap_or_default().into_iter().filter(|p| keep(p)).collect();
     let new_set: FieldSet = field_set(defs, root, new).into_iter().filter(|p| keep(p)).collect();
@@ -410,14 +409,14 @@ pub fn track_update(defs: &Definitions, root: &str, old: Option<&Value>, new: &m
 /// managed fields, or the conflicts when `force` is false.
 pub fn apply(
     defs: &Definitions,
-    root: &str,
+    root: &Value,
     live: Option<&Value>,
     applied: &Value,
     m: &Manager,
     force: bool,
     keep: impl Fn(&Path) -> bool,
 ) -> Result<Value, Vec<Conflict>> {
-    let schema = defs.get(root).cloned().unwrap_or(Value::Null);
+    let schema = root;
     let applied_set: FieldSet = field_set(defs, root, applied).into_iter().filter(|p| keep(p)).collect();
     let Some(live) = live else {
         let mut obj = strip_nulls(applied);
@@ -444,7 +443,7 @@ pub fn apply(
     if !conflicts.is_empty() && !force {
         return Err(conflicts);
     }
-    let mut merged = merge(defs, &schema, live, applied);
+    let mut merged = merge(defs, schema, live, applied);
     let previous: FieldSet = list.iter().find(|e| e.is(m)).map(|e| e.set.clone()).unwrap_or_default();
     let others: FieldSet = list.iter().filter(|e| !e.is(m)).flat_map(|e| e.set.iter().cloned()).collect();
     // Remove the highest paths only: a removed element takes its fields along.
@@ -536,7 +535,9 @@ mod tests {
     use super::*;
     use crate::openapi::definitions;
 
-    const DEP: &str = "io.k8s.api.apps.v1.Deployment";
+    fn dep() -> &'static Value {
+        definitions().get("io.k8s.api.apps.v1.Deployment").unwrap()
+    }
 
     fn mgr<'a>(name: &'a str, op: &'a str) -> Manager<'a> {
         Manager { name, operation: op, api_version: "apps/v1", subresource: "", time: "2026-01-01T00:00:00Z" }
@@ -553,7 +554,7 @@ mod tests {
 
     #[test]
     fn field_sets_round_trip_through_fields_v1() {
-        let set = field_set(definitions(), DEP, &applied(1, "x"));
+        let set = field_set(definitions(), dep(), &applied(1, "x"));
         let v1 = to_fields_v1(&set);
         assert_eq!(
             v1,
@@ -566,19 +567,19 @@ mod tests {
     #[test]
     fn apply_creates_then_conflicts_then_forces() {
         let defs = definitions();
-        let a = apply(defs, DEP, None, &applied(1, "x"), &mgr("alice", "Apply"), false, all).unwrap();
+        let a = apply(defs, dep(), None, &applied(1, "x"), &mgr("alice", "Apply"), false, all).unwrap();
         assert_eq!(a["metadata"]["managedFields"][0]["manager"], "alice");
         // bob updates replicas: he owns it now.
         let mut b = a.clone();
         b["spec"]["replicas"] = json!(5);
-        track_update(defs, DEP, Some(&a), &mut b, &mgr("bob", "Update"), all);
+        track_update(defs, dep(), Some(&a), &mut b, &mgr("bob", "Update"), all);
         assert_eq!(b["metadata"]["managedFields"].as_array().unwrap().len(), 2, "{b:#}");
         // alice re-applies replicas 1: conflict with bob.
-        let err = apply(defs, DEP, Some(&b), &applied(1, "y"), &mgr("alice", "Apply"), false, all).unwrap_err();
+        let err = apply(defs, dep(), Some(&b), &applied(1, "y"), &mgr("alice", "Apply"), false, all).unwrap_err();
         assert_eq!(err, vec![Conflict { manager: "bob".into(), api_version: "apps/v1".into(), field: ".spec.replicas".into() }]);
         // The same value is no conflict; forcing takes ownership.
-        apply(defs, DEP, Some(&b), &applied(5, "y"), &mgr("alice", "Apply"), false, all).unwrap();
-        let c = apply(defs, DEP, Some(&b), &applied(1, "y"), &mgr("alice", "Apply"), true, all).unwrap();
+        apply(defs, dep(), Some(&b), &applied(5, "y"), &mgr("alice", "Apply"), false, all).unwrap();
+        let c = apply(defs, dep(), Some(&b), &applied(1, "y"), &mgr("alice", "Apply"), true, all).unwrap();
         assert_eq!(c["spec"]["replicas"], 1);
         assert_eq!(c["spec"]["template"]["spec"]["containers"][0]["image"], "y");
         assert_eq!(c["metadata"]["managedFields"].as_array().unwrap().len(), 1, "bob owned nothing else: {c:#}");
@@ -590,15 +591,15 @@ mod tests {
         let mut with_sidecar = applied(1, "x");
         with_sidecar["spec"]["template"]["spec"]["containers"].as_array_mut().unwrap().push(json!({"name": "side", "image": "s"}));
         with_sidecar["metadata"]["labels"]["extra"] = json!("1");
-        let a = apply(defs, DEP, None, &with_sidecar, &mgr("alice", "Apply"), false, all).unwrap();
-        let b = apply(defs, DEP, Some(&a), &applied(1, "x"), &mgr("alice", "Apply"), false, all).unwrap();
+        let a = apply(defs, dep(), None, &with_sidecar, &mgr("alice", "Apply"), false, all).unwrap();
+        let b = apply(defs, dep(), Some(&a), &applied(1, "x"), &mgr("alice", "Apply"), false, all).unwrap();
         assert_eq!(b["spec"]["template"]["spec"]["containers"].as_array().unwrap().len(), 1, "{b:#}");
         assert_eq!(b["metadata"]["labels"], json!({"app": "d"}));
         // A field someone else set stays when alice stops applying it.
         let mut c = b.clone();
         c["metadata"]["labels"]["team"] = json!("t");
-        track_update(defs, DEP, Some(&b), &mut c, &mgr("kubectl-label", "Update"), all);
-        let d = apply(defs, DEP, Some(&c), &applied(1, "x"), &mgr("alice", "Apply"), false, all).unwrap();
+        track_update(defs, dep(), Some(&b), &mut c, &mgr("kubectl-label", "Update"), all);
+        let d = apply(defs, dep(), Some(&c), &applied(1, "x"), &mgr("alice", "Apply"), false, all).unwrap();
         assert_eq!(d["metadata"]["labels"]["team"], "t");
     }
 }

@@ -143,6 +143,7 @@ const DELETE_PARAMS: [Param; 4] = [
     ("propagationPolicy", "query", "string", "Whether and how garbage collection will be performed. Acceptable values are: 'Orphan', 'Background', 'Foreground'."),
 ];
 
+const CUSTOM_PATCH_TYPES: [&str; 3] = ["application/apply-patch+yaml", "application/json-patch+json", "application/merge-patch+json"];
 const PATCH_TYPES: [&str; 4] =
     ["application/apply-patch+yaml", "application/json-patch+json", "application/merge-patch+json", "application/strategic-merge-patch+json"];
 
@@ -290,9 +291,11 @@ fn resource_paths(f: Flavor, d: &ResourceDef, def_name: &str, list_name: Option<
         f.body(&mut o, obj.clone(), &["application/json", "application/yaml"]);
         item.insert("put".into(), Value::Object(o));
     }
+    // Custom resources take every patch but strategic merge.
+    let patch_types: &[&str] = if d.custom.is_some() { &CUSTOM_PATCH_TYPES } else { &PATCH_TYPES };
     if has("patch") {
         let mut o = op("patch", "patch", &patch_params, obj.clone(), "");
-        f.body(&mut o, f.reference("io.k8s.apimachinery.pkg.apis.meta.v1.Patch"), &PATCH_TYPES);
+        f.body(&mut o, f.reference("io.k8s.apimachinery.pkg.apis.meta.v1.Patch"), patch_types);
         item.insert("patch".into(), Value::Object(o));
     }
     if has("delete") {
@@ -332,7 +335,7 @@ fn resource_paths(f: Flavor, d: &ResourceDef, def_name: &str, list_name: Option<
             }
             match method {
                 "put" => f.body(&mut o, schema.clone(), &["application/json", "application/yaml"]),
-                "patch" => f.body(&mut o, f.reference("io.k8s.apimachinery.pkg.apis.meta.v1.Patch"), &PATCH_TYPES),
+                "patch" => f.body(&mut o, f.reference("io.k8s.apimachinery.pkg.apis.meta.v1.Patch"), patch_types),
                 _ => {}
             }
             m.insert(method.into(), Value::Object(o));
@@ -384,11 +387,60 @@ fn to_v3(s: &Value) -> Value {
 /// A served resource with the names of its definition and its list's definition.
 type Served<'a> = (&'a ResourceDef, String, Option<String>);
 
-/// The served resources that have definitions, and the definitions a document needs.
-fn definition_names<'a>(defs: &Definitions, resources: impl IntoIterator<Item = &'a ResourceDef>) -> (Vec<Served<'a>>, Vec<String>) {
+/// A custom resource's definitions (object and list), named as upstream
+/// names them: the group reversed, the version, the kind.
+fn custom_definitions(d: &ResourceDef, c: &crate::crd::Custom) -> [(String, Value); 2] {
+    let mut group: Vec<&str> = d.group.split('.').collect();
+    group.reverse();
+    let name = format!("{}.{}.{}", group.join("."), d.version, d.kind);
+    let text = |description: &str| json!({"type": "string", "description": description});
+    let api_version = text("APIVersion defines the versioned schema of this representation of an object.");
+    let kind = text("Kind is a string value representing the REST resource this object represents.");
+    let mut obj = c.schema.clone();
+    if !obj.get("properties").is_some_and(Value::is_object) {
+        obj["properties"] = json!({});
+    }
+    obj["properties"]["apiVersion"] = api_version.clone();
+    obj["properties"]["kind"] = kind.clone();
+    obj["properties"]["metadata"] = json!({"$ref": format!("{V2_REF}io.k8s.apimachinery.pkg.apis.meta.v1.ObjectMeta"), "description": "Standard object's metadata."});
+    obj["x-kubernetes-group-version-kind"] = json!([{"group": d.group, "kind": d.kind, "version": d.version}]);
+    let list = json!({
+        "description": format!("{}List is a list of {}", d.kind, d.kind),
+        "type": "object",
+        "required": ["items"],
+        "properties": {
+            "apiVersion": api_version,
+            "items": {"type": "array", "items": {"$ref": format!("{V2_REF}{name}")}},
+            "kind": kind,
+            "metadata": {"$ref": format!("{V2_REF}io.k8s.apimachinery.pkg.apis.meta.v1.ListMeta")},
+        },
+        "x-kubernetes-group-version-kind": [{"group": d.group, "kind": format!("{}List", d.kind), "version": d.version}],
+    });
+    [(name.clone(), obj), (format!("{name}List"), list)]
+}
+
+/// The served resources that have definitions, the definitions a document
+/// needs, and the definitions of custom resources (not in the embedded set).
+fn definition_names<'a>(
+    defs: &Definitions,
+    resources: impl IntoIterator<Item = &'a ResourceDef>,
+) -> (Vec<Served<'a>>, Vec<String>, Map<String, Value>) {
     let mut served = Vec::new();
     let mut roots: Vec<String> = META.iter().map(|s| s.to_string()).collect();
+    let mut extra = Map::new();
     for d in resources {
+        if let Some(c) = &d.custom {
+            let [(name, obj), (list, lobj)] = custom_definitions(d, c);
+            refs(&obj, &mut |r| roots.push(r.to_string()));
+            roots.push("io.k8s.apimachinery.pkg.apis.meta.v1.ListMeta".into());
+            extra.insert(name.clone(), obj);
+            extra.insert(list.clone(), lobj);
+            if d.subresource("scale").is_some() {
+                roots.push("io.k8s.api.autoscaling.v1.Scale".into());
+            }
+            served.push((d, name, Some(list)));
+            continue;
+        }
         let Some(name) = defs.name_of(&d.group, &d.version, &d.kind) else { continue };
         let list = defs.name_of(&d.group, &d.version, &format!("{}List", d.kind)).map(str::to_string);
         roots.push(name.to_string());
@@ -398,7 +450,7 @@ fn definition_names<'a>(defs: &Definitions, resources: impl IntoIterator<Item = 
         }
         served.push((d, name.to_string(), list));
     }
-    (served, roots)
+    (served, roots, extra)
 }
 
 fn info() -> Value {
@@ -408,13 +460,14 @@ fn info() -> Value {
 /// `/openapi/v2`: one Swagger 2.0 document for every served resource.
 pub fn v2_document<'a>(resources: impl IntoIterator<Item = &'a ResourceDef>) -> Value {
     let defs = definitions();
-    let (served, roots) = definition_names(defs, resources);
+    let (served, roots, extra) = definition_names(defs, resources);
     let mut paths = BTreeMap::new();
     for (d, name, list) in &served {
         resource_paths(Flavor::V2, d, name, list.as_deref(), &mut paths);
     }
-    let definitions: Map<String, Value> =
+    let mut definitions: Map<String, Value> =
         defs.closure(roots.iter().map(String::as_str)).into_iter().map(|n| (n.clone(), defs.schemas[&n].clone())).collect();
+    definitions.extend(extra);
     json!({
         "swagger": "2.0",
         "info": info(),
@@ -433,13 +486,14 @@ pub fn v3_path(group: &str, version: &str) -> String {
 /// `/openapi/v3/<api|apis/group>/<version>`: the resources of one group-version.
 pub fn v3_document<'a>(resources: impl IntoIterator<Item = &'a ResourceDef>) -> Value {
     let defs = definitions();
-    let (served, roots) = definition_names(defs, resources);
+    let (served, roots, extra) = definition_names(defs, resources);
     let mut paths = BTreeMap::new();
     for (d, name, list) in &served {
         resource_paths(Flavor::V3, d, name, list.as_deref(), &mut paths);
     }
-    let schemas: Map<String, Value> =
+    let mut schemas: Map<String, Value> =
         defs.closure(roots.iter().map(String::as_str)).into_iter().map(|n| (n.clone(), to_v3(&defs.schemas[&n]))).collect();
+    schemas.extend(extra.iter().map(|(n, s)| (n.clone(), to_v3(s))));
     json!({
         "openapi": "3.0.0",
         "info": info(),

@@ -17,6 +17,9 @@ use crate::openapi::Definitions;
 
 /// Every validation failure of `obj` (an update of `old` when given).
 pub fn validate(defs: &Definitions, def: &ResourceDef, obj: &Value, old: Option<&Value>) -> Vec<StatusCause> {
+    if let Some(c) = &def.custom {
+        return crate::crd::validate(&c.schema, obj);
+    }
     let mut out = Vec::new();
     if let Some(root) = defs.name_of(&def.group, &def.version, &def.kind)
         && let Some(schema) = defs.get(root) {
@@ -47,24 +50,21 @@ pub fn validate(defs: &Definitions, def: &ResourceDef, obj: &Value, old: Option<
             }
         }
         ("", "Secret") => config_keys(obj.get("data"), "data", &mut out),
+        ("apiextensions.k8s.io", "CustomResourceDefinition") => out.extend(crate::crd::validate_crd(obj, old)),
         _ => {}
     }
     out
 }
 
-/// Fields the definitions mark required, at every depth ("" and [] count as missing).
+/// Fields the definitions mark required, at every depth.
 fn required_fields(defs: &Definitions, schema: &Value, v: &Value, path: &str, out: &mut Vec<StatusCause>) {
     let s = defs.resolve(schema);
     match v {
         Value::Object(m) => {
             if let Some(props) = s.get("properties").and_then(Value::as_object) {
                 for r in s.get("required").and_then(Value::as_array).into_iter().flatten().filter_map(Value::as_str) {
-                    let missing = match m.get(r) {
-                        None | Some(Value::Null) => true,
-                        Some(Value::String(x)) => x.is_empty(),
-                        Some(Value::Array(a)) => a.is_empty(),
-                        _ => false,
-                    };
+                    // Present means required: emptiness is the per-kind rules' business.
+                    let missing = matches!(m.get(r), None | Some(Value::Null));
                     // metadata is checked by the object-meta rules.
                     if missing && r != "metadata" {
                         out.push(required(&join(path, r)));
@@ -142,10 +142,16 @@ fn pod_spec(spec: &Value, at: &str, out: &mut Vec<StatusCause>) {
     }
     one_of(spec.get("restartPolicy").unwrap_or(&Value::Null), &format!("{at}.restartPolicy"), &["Always", "OnFailure", "Never"], out);
     one_of(spec.get("dnsPolicy").unwrap_or(&Value::Null), &format!("{at}.dnsPolicy"), &["ClusterFirstWithHostNet", "ClusterFirst", "Default", "None"], out);
+    if spec.get("containers").and_then(Value::as_array).is_some_and(Vec::is_empty) {
+        out.push(required(&format!("{at}.containers")));
+    }
     let mut names = HashSet::new();
     for list in ["initContainers", "containers"] {
         for (i, c) in spec.get(list).and_then(Value::as_array).into_iter().flatten().enumerate() {
             let f = format!("{at}.{list}[{i}]");
+            if str_of(c, "name") == Some("") {
+                out.push(required(&format!("{f}.name")));
+            }
             if let Some(name) = str_of(c, "name").filter(|n| !n.is_empty()) {
                 for e in is_dns1123_label(name) {
                     out.push(invalid_value(&format!("{f}.name"), &json!(name), &e));
