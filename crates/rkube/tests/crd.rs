@@ -191,3 +191,61 @@ async fn kube_rs_derive_custom_resource() {
     let bad = gizmos.create(&PostParams::default(), &serde_json::from_value(serde_json::json!({"apiVersion": "rs.example.com/v1", "kind": "Gizmo", "metadata": {"name": "bad"}, "spec": {"name": "x", "count": 1, "tags": []}})).unwrap()).await;
     assert!(bad.is_ok(), "a valid object is accepted: {bad:?}");
 }
+
+const RANGES: &str = r#"apiVersion: apiextensions.k8s.io/v1
+kind: CustomResourceDefinition
+metadata:
+  name: ranges.example.com
+spec:
+  group: example.com
+  scope: Cluster
+  names: {plural: ranges, singular: range, kind: Range}
+  versions:
+  - name: v1
+    served: true
+    storage: true
+    selectableFields:
+    - jsonPath: .spec.mode
+    schema:
+      openAPIV3Schema:
+        type: object
+        properties:
+          spec:
+            type: object
+            x-kubernetes-validations:
+            - rule: "self.min <= self.max"
+              messageExpression: "'min ' + string(self.min) + ' is above max ' + string(self.max)"
+            properties:
+              min: {type: integer}
+              max: {type: integer}
+              mode:
+                type: string
+                x-kubernetes-validations:
+                - {rule: "self == oldSelf", message: "mode is immutable"}
+"#;
+
+#[test]
+fn cel_rules_selectable_fields_and_crd_updates() {
+    let s = Server::start();
+    s.ok_stdin(&["apply", "-f", "-"], RANGES);
+    s.ok(&["wait", "--for=condition=Established", "crd/ranges.example.com", "--timeout=20s"]);
+    s.ok_stdin(&["create", "-f", "-"], "apiVersion: example.com/v1\nkind: Range\nmetadata: {name: ok}\nspec: {min: 1, max: 5, mode: fast}\n");
+    s.ok_stdin(&["create", "-f", "-"], "apiVersion: example.com/v1\nkind: Range\nmetadata: {name: slow}\nspec: {min: 1, max: 2, mode: slow}\n");
+    let err = stderr(&s.kubectl_stdin(&["create", "-f", "-"], "apiVersion: example.com/v1\nkind: Range\nmetadata: {name: bad}\nspec: {min: 9, max: 5, mode: x}\n"));
+    assert!(err.contains(r#"spec: Invalid value: "object": min 9 is above max 5"#), "{err}");
+    let err = s.fails(&["patch", "range", "ok", "--type=merge", "-p", r#"{"spec":{"mode":"slow"}}"#]);
+    assert!(err.contains("spec.mode: Invalid value: \"string\": mode is immutable"), "{err}");
+
+    // selectableFields make spec.mode a field selector.
+    let names = s.ok(&["get", "ranges", "--field-selector", "spec.mode=slow", "-o", "name"]);
+    assert_eq!(names.trim(), "range.example.com/slow");
+
+    // A new printer column takes effect without a restart.
+    let with_column = RANGES.replace("    selectableFields:", "    additionalPrinterColumns:\n    - {name: Mode, type: string, jsonPath: .spec.mode}\n    selectableFields:");
+    s.ok_stdin(&["apply", "-f", "-"], &with_column);
+    let table = common::eventually("the Mode column", Duration::from_secs(20), || {
+        let t = s.ok(&["get", "ranges"]);
+        t.lines().next().unwrap_or("").contains("MODE").then_some(t)
+    });
+    assert!(table.lines().any(|l| l.split_whitespace().collect::<Vec<_>>() == ["ok", "fast"]), "{table}");
+}

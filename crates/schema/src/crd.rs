@@ -250,6 +250,15 @@ fn required_detail_cause(field: &str, detail: &str) -> StatusCause {
 /// The structural-schema rules: every node says its type (unless it is
 /// int-or-string or keeps unknown fields), arrays say their items.
 fn structural(schema: &Value, at: &str, out: &mut Vec<StatusCause>) {
+    for (i, r) in schema.get("x-kubernetes-validations").and_then(Value::as_array).into_iter().flatten().enumerate() {
+        for key in ["rule", "messageExpression"] {
+            if let Some(text) = r.get(key).and_then(Value::as_str) {
+                if let Err(e) = program(text) {
+                    out.push(invalid_value(&format!("{at}.x-kubernetes-validations[{i}].{key}"), &json!(text), &e));
+                }
+            }
+        }
+    }
     if let Some(props) = schema.get("properties").and_then(Value::as_object) {
         for (k, p) in props {
             let f = format!("{at}.properties[{k}]");
@@ -390,13 +399,81 @@ fn type_name(v: &Value) -> &'static str {
 
 /// Validation against the schema: types, enums, bounds, lengths, patterns,
 /// required fields, list uniqueness; every failure as a field cause.
-pub fn validate(schema: &Value, obj: &Value) -> Vec<StatusCause> {
+pub fn validate(schema: &Value, obj: &Value, old: Option<&Value>) -> Vec<StatusCause> {
     let mut out = Vec::new();
-    validate_at(schema, obj, "", true, &mut out);
+    validate_at(schema, obj, old, "", true, &mut out);
     out
 }
 
-fn validate_at(schema: &Value, v: &Value, path: &str, root: bool, out: &mut Vec<StatusCause>) {
+/// A compiled CEL rule, compiled once per rule text.
+fn program(rule: &str) -> Result<std::sync::Arc<cel::Program>, String> {
+    use std::collections::HashMap;
+    use std::sync::{Mutex, OnceLock};
+    static PROGRAMS: OnceLock<Mutex<HashMap<String, std::sync::Arc<cel::Program>>>> = OnceLock::new();
+    let cache = PROGRAMS.get_or_init(Default::default);
+    if let Some(p) = cache.lock().unwrap().get(rule) {
+        return Ok(p.clone());
+    }
+    let p = std::sync::Arc::new(cel::Program::compile(rule).map_err(|e| format!("compilation failed: {e}"))?);
+    cache.lock().unwrap().insert(rule.to_string(), p.clone());
+    Ok(p)
+}
+
+/// `x-kubernetes-validations`: each CEL rule sees the value as `self` (and,
+/// on updates, the previous value as `oldSelf`; rules that use `oldSelf`
+/// only run then). A false rule fails with its message (or its
+/// messageExpression's result) at the value's path plus the rule's fieldPath.
+fn cel_rules(schema: &Value, v: &Value, old: Option<&Value>, path: &str, out: &mut Vec<StatusCause>) {
+    let Some(rules) = schema.get("x-kubernetes-validations").and_then(Value::as_array) else { return };
+    let Ok(this) = cel::to_value(v) else { return };
+    let prev = old.and_then(|o| cel::to_value(o).ok());
+    for r in rules {
+        let rule = r.get("rule").and_then(Value::as_str).unwrap_or("");
+        let transition = rule.contains("oldSelf");
+        if transition && prev.is_none() {
+            continue;
+        }
+        let Ok(prog) = program(rule) else { continue };
+        let mut ctx = cel::Context::default();
+        ctx.add_variable_from_value("self", this.clone());
+        if let Some(p) = &prev {
+            ctx.add_variable_from_value("oldSelf", p.clone());
+        }
+        let failed = match prog.execute(&ctx) {
+            Ok(cel::Value::Bool(true)) => None,
+            Ok(cel::Value::Bool(false)) => Some(None),
+            Ok(other) => Some(Some(format!("rule did not evaluate to a bool: {other:?}"))),
+            Err(e) => Some(Some(format!("rule evaluation error: {e}"))),
+        };
+        let Some(error) = failed else { continue };
+        let message = error.unwrap_or_else(|| {
+            let expr = r.get("messageExpression").and_then(Value::as_str).and_then(|m| program(m).ok()).and_then(|p| match p.execute(&ctx) {
+                Ok(cel::Value::String(s)) => Some(s.to_string()),
+                _ => None,
+            });
+            expr.or_else(|| r.get("message").and_then(Value::as_str).map(str::to_string)).unwrap_or_else(|| format!("failed rule: {rule}"))
+        });
+        let field = join_field(path, r.get("fieldPath").and_then(Value::as_str).unwrap_or(""));
+        let shown = json!(type_name(v));
+        out.push(match r.get("reason").and_then(Value::as_str) {
+            Some("FieldValueRequired") => api::status::required_detail(&field, &message),
+            Some("FieldValueForbidden") => api::status::forbidden(&field, &message),
+            Some("FieldValueDuplicate") => StatusCause::new("FieldValueDuplicate", &field, format!("Duplicate value: {}: {message}", shown)),
+            _ => invalid_value(&field, &shown, &message),
+        });
+    }
+}
+
+fn join_field(path: &str, field_path: &str) -> String {
+    let fp = field_path.trim_start_matches('.');
+    match (path.is_empty(), fp.is_empty()) {
+        (true, _) => fp.to_string(),
+        (_, true) => path.to_string(),
+        _ => format!("{path}.{fp}"),
+    }
+}
+
+fn validate_at(schema: &Value, v: &Value, old: Option<&Value>, path: &str, root: bool, out: &mut Vec<StatusCause>) {
     let field = if path.is_empty() { "<root>" } else { path };
     if v.is_null() {
         if schema.get("nullable") != Some(&json!(true)) && !root {
@@ -480,7 +557,7 @@ fn validate_at(schema: &Value, v: &Value, path: &str, root: bool, out: &mut Vec<
                     continue;
                 }
                 if let Some(s) = props.and_then(|p| p.get(k)).or(extra) {
-                    validate_at(s, child, &join(path, k), false, out);
+                    validate_at(s, child, old.and_then(|o| o.get(k)), &join(path, k), false, out);
                 }
             }
             if embedded(schema) {
@@ -524,13 +601,21 @@ fn validate_at(schema: &Value, v: &Value, path: &str, root: bool, out: &mut Vec<
                 _ => {}
             }
             if let Some(items) = schema.get("items") {
+                // Elements correlate with their old selves only in keyed lists.
+                let keys = strings(schema.get("x-kubernetes-list-map-keys"));
+                let old_items = old.and_then(Value::as_array);
                 for (i, child) in a.iter().enumerate() {
-                    validate_at(items, child, &format!("{path}[{i}]"), false, out);
+                    let prev = match (schema.get("x-kubernetes-list-type").and_then(Value::as_str), old_items) {
+                        (Some("map"), Some(olds)) => olds.iter().find(|o| keys.iter().all(|k| o.get(k) == child.get(k))),
+                        _ => None,
+                    };
+                    validate_at(items, child, prev, &format!("{path}[{i}]"), false, out);
                 }
             }
         }
         _ => {}
     }
+    cel_rules(schema, v, old, path, out);
 }
 
 fn fmt_num(n: f64) -> String {
@@ -633,16 +718,38 @@ mod tests {
         assert_eq!(unknown, ["spec.bogus", "extra"]);
         default(&schema, &mut obj);
         assert_eq!(obj["spec"]["color"], "red");
-        assert!(validate(&schema, &obj).is_empty(), "{:?}", validate(&schema, &obj));
+        assert!(validate(&schema, &obj, None).is_empty(), "{:?}", validate(&schema, &obj, None));
 
         let bad = json!({"spec": {"size": "big", "color": "pink", "tags": ["a", "a"]}});
-        let got: Vec<String> = validate(&schema, &bad).iter().map(|c| format!("{}: {}", c.field, c.message)).collect();
+        let got: Vec<String> = validate(&schema, &bad, None).iter().map(|c| format!("{}: {}", c.field, c.message)).collect();
         assert!(got.contains(&"spec.size: Invalid value: \"big\": spec.size in body must be of type integer: \"string\"".to_string()), "{got:#?}");
         assert!(got.contains(&"spec.color: Unsupported value: \"pink\": supported values: \"red\", \"blue\"".to_string()), "{got:#?}");
         assert!(got.contains(&"spec.tags[1]: Duplicate value: \"a\"".to_string()), "{got:#?}");
-        let big = validate(&schema, &json!({"spec": {"size": 11}}));
+        let big = validate(&schema, &json!({"spec": {"size": 11}}), None);
         assert_eq!(big[0].message, "Invalid value: 11: spec.size in body should be less than or equal to 10");
-        let missing = validate(&schema, &json!({"spec": {}}));
+        let missing = validate(&schema, &json!({"spec": {}}), None);
         assert_eq!(missing[0].field, "spec.size");
+    }
+
+    #[test]
+    fn cel_rules_with_transitions_and_message_expressions() {
+        let schema = json!({"type": "object", "properties": {"spec": {"type": "object",
+            "properties": {"min": {"type": "integer"}, "max": {"type": "integer"}, "mode": {"type": "string",
+                "x-kubernetes-validations": [{"rule": "self == oldSelf", "message": "mode is immutable"}]}},
+            "x-kubernetes-validations": [
+                {"rule": "self.min <= self.max", "messageExpression": "'min ' + string(self.min) + ' exceeds max ' + string(self.max)"},
+                {"rule": "self.max < 100", "fieldPath": ".max", "reason": "FieldValueForbidden", "message": "too big"},
+            ]}}});
+        assert!(validate(&schema, &json!({"spec": {"min": 1, "max": 2, "mode": "a"}}), None).is_empty());
+        let got: Vec<String> = validate(&schema, &json!({"spec": {"min": 150, "max": 120, "mode": "a"}}), None).iter().map(|c| format!("{}: {}", c.field, c.message)).collect();
+        assert_eq!(got, ["spec: Invalid value: \"object\": min 150 exceeds max 120", "spec.max: Forbidden: too big"]);
+        let old = json!({"spec": {"min": 1, "max": 2, "mode": "a"}});
+        let got = validate(&schema, &json!({"spec": {"min": 1, "max": 2, "mode": "b"}}), Some(&old));
+        assert_eq!(got[0].message, "Invalid value: \"string\": mode is immutable");
+        let mut bad = schema.clone();
+        bad["properties"]["spec"]["x-kubernetes-validations"][0]["rule"] = json!("self.min <=");
+        let errs = validate_crd(&json!({"metadata": {"name": "a.b.c"}, "spec": {"group": "b.c", "scope": "Cluster", "names": {"plural": "a", "kind": "A"},
+            "versions": [{"name": "v1", "served": true, "storage": true, "schema": {"openAPIV3Schema": bad}}]}}), None);
+        assert!(errs.iter().any(|e| e.field.ends_with("x-kubernetes-validations[0].rule") && e.message.contains("compilation failed")), "{errs:?}");
     }
 }

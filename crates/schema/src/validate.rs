@@ -18,7 +18,7 @@ use crate::openapi::Definitions;
 /// Every validation failure of `obj` (an update of `old` when given).
 pub fn validate(defs: &Definitions, def: &ResourceDef, obj: &Value, old: Option<&Value>) -> Vec<StatusCause> {
     if let Some(c) = &def.custom {
-        return crate::crd::validate(&c.schema, obj);
+        return crate::crd::validate(&c.schema, obj, old);
     }
     let mut out = Vec::new();
     if let Some(root) = defs.name_of(&def.group, &def.version, &def.kind)
