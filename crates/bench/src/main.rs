@@ -192,6 +192,91 @@ async fn start(bin: &Path, dir: &Path, bind: &str) -> Result<(Server, Duration)>
     }
 }
 
+/// A CRD with one CEL rule, in group `group`.
+fn crd(plural: &str, group: &str) -> Bytes {
+    let kind: String = plural.trim_end_matches('s').chars().enumerate().map(|(i, c)| if i == 0 { c.to_ascii_uppercase() } else { c }).collect();
+    Bytes::from(
+        json!({
+            "apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinition",
+            "metadata": {"name": format!("{plural}.{group}")},
+            "spec": {"group": group, "scope": "Namespaced", "names": {"plural": plural, "kind": kind},
+                "versions": [{"name": "v1", "served": true, "storage": true, "schema": {"openAPIV3Schema": {"type": "object", "properties": {
+                    "spec": {"type": "object", "x-kubernetes-validations": [{"rule": "self.min <= self.max"}],
+                             "properties": {"min": {"type": "integer"}, "max": {"type": "integer"}, "note": {"type": "string", "maxLength": 64}}}}}}}]},
+        })
+        .to_string(),
+    )
+}
+
+/// CRDs: time from creating one to its first object stored, create
+/// throughput of objects checked by a CEL rule, and memory per installed CRD.
+async fn crds(client: &Client, pid: u32, ops: usize) -> Result<Value> {
+    let cr = |i: usize| Bytes::from(json!({"apiVersion": "bench.example.com/v1", "kind": "Item", "metadata": {"name": format!("i-{i}")}, "spec": {"min": 1, "max": 2, "note": "x"}}).to_string());
+    let t = Instant::now();
+    let (code, _) = client.send(0, Method::POST, "/apis/apiextensions.k8s.io/v1/customresourcedefinitions", Some(crd("items", "bench.example.com"))).await?;
+    if !code.is_success() {
+        bail!("creating the CRD: {code}");
+    }
+    let path = "/apis/bench.example.com/v1/namespaces/default/items";
+    let established = loop {
+        let (_, body) = client.send(0, Method::GET, "/apis/apiextensions.k8s.io/v1/customresourcedefinitions/items.bench.example.com", None).await?;
+        let v: Value = serde_json::from_slice(&body)?;
+        if v["status"]["conditions"].as_array().is_some_and(|c| c.iter().any(|c| c["type"] == "Established" && c["status"] == "True")) {
+            break t.elapsed();
+        }
+        if t.elapsed() > Duration::from_secs(10) {
+            bail!("the CRD was not established within 10 s");
+        }
+    };
+    let first = loop {
+        let (code, _) = client.send(0, Method::POST, path, Some(cr(usize::MAX))).await?;
+        if code == StatusCode::CREATED {
+            break t.elapsed();
+        }
+        if t.elapsed() > Duration::from_secs(10) {
+            bail!("no object could be created within 10 s: {code}");
+        }
+    };
+    println!("crd      established {:.1} ms, first object {:.1} ms", established.as_secs_f64() * 1e3, first.as_secs_f64() * 1e3);
+    let c = client.clone();
+    let creates = phase("cr+cel", 64, ops, move |i| {
+        let c = c.clone();
+        async move { Ok(c.send(i, Method::POST, path, Some(cr(i))).await?.0) }
+    })
+    .await?;
+
+    let n = 200;
+    let before = rss_kib(pid);
+    for i in 0..n {
+        let (code, _) = client.send(i, Method::POST, "/apis/apiextensions.k8s.io/v1/customresourcedefinitions", Some(crd("things", &format!("g{i}.bench.example.com")))).await?;
+        if !code.is_success() {
+            bail!("creating CRD {i}: {code}");
+        }
+    }
+    // Every CRD served: its group appears in discovery.
+    let t = Instant::now();
+    loop {
+        let (_, body) = client.send(0, Method::GET, "/apis", None).await?;
+        let v: Value = serde_json::from_slice(&body)?;
+        let groups = v["groups"].as_array().map(|g| g.iter().filter(|g| g["name"].as_str().is_some_and(|n| n.ends_with(".bench.example.com") && n.starts_with('g'))).count()).unwrap_or(0);
+        if groups == n {
+            break;
+        }
+        if t.elapsed() > Duration::from_secs(30) {
+            bail!("only {groups} of {n} CRDs served after 30 s");
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    // Their OpenAPI documents too, as kubectl would fetch them.
+    let (code, _) = client.send(0, Method::GET, "/openapi/v3", None).await?;
+    if code != StatusCode::OK {
+        bail!("/openapi/v3: {code}");
+    }
+    let per_crd = (rss_kib(pid) as f64 - before as f64) / n as f64;
+    println!("crd      {n} CRDs installed and their OpenAPI rendered: {per_crd:.0} KiB RSS each");
+    Ok(json!({"established_ms": established.as_secs_f64() * 1e3, "first_object_ms": first.as_secs_f64() * 1e3, "cel_creates": creates, "rss_per_crd_kib": per_crd, "crds_installed": n}))
+}
+
 #[tokio::main]
 async fn main() -> Result<()> {
     let mut args = Args::parse();
@@ -355,6 +440,7 @@ async fn main() -> Result<()> {
     let pct = |p: f64| lat[((lat.len() as f64 * p) as usize).min(lat.len() - 1)].as_secs_f64() * 1000.0;
     println!("watch    {} watchers   p50 {:.2} ms   p99 {:.2} ms   max {:.2} ms", lat.len(), pct(0.5), pct(0.99), pct(1.0));
     report["watch_fanout"] = json!({"watchers": lat.len(), "p50_ms": pct(0.5), "p99_ms": pct(0.99), "max_ms": pct(1.0)});
+    report["crds"] = crds(&client, srv.0.id(), args.ops / 4).await?;
     report["rss_after_mib"] = json!(rss_kib(srv.0.id()) as f64 / 1024.0);
     std::fs::write(&args.out, serde_json::to_string_pretty(&report)? + "\n")?;
     println!("wrote {}", args.out.display());
