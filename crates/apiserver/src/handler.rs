@@ -207,6 +207,25 @@ fn decode_body_tracking(content_type: &str, body: &[u8], duplicates: Option<&std
     Ok(v)
 }
 
+/// The JSON of a cached object as this resource serves it: the shared
+/// encoding, unless another version of the resource stored it (apiVersion
+/// rewritten) or its CRD has defaults (applied on read too, so defaults
+/// added to a CRD later show on existing objects, as upstream).
+fn served_bytes(def: &ResourceDef, shared_storage: bool, c: &Cached) -> Bytes {
+    let defaults = def.custom.as_ref().is_some_and(|c| c.has_defaults);
+    if !shared_storage && !defaults {
+        return c.bytes.clone();
+    }
+    let mut v = c.value();
+    if shared_storage {
+        v["apiVersion"] = json!(def.api_version());
+    }
+    if let (true, Some(custom)) = (defaults, &def.custom) {
+        schema::crd::default(&custom.schema, &mut v);
+    }
+    Bytes::from(serde_json::to_vec(&v).unwrap_or_default())
+}
+
 /// At most `n` bytes of `s`, cut at a character boundary.
 fn truncate(s: &str, n: usize) -> &str {
     let mut end = s.len().min(n);
@@ -389,12 +408,7 @@ impl Ctx {
     /// The served JSON of a cached object: the cached bytes, with apiVersion
     /// rewritten when another version of the resource stored it.
     fn served_bytes(&self, c: &Cached) -> Bytes {
-        if !self.shared_storage {
-            return c.bytes.clone();
-        }
-        let mut v = c.value();
-        v["apiVersion"] = json!(self.def.api_version());
-        Bytes::from(serde_json::to_vec(&v).unwrap_or_default())
+        served_bytes(&self.def, self.shared_storage, c)
     }
 
     fn served_value(&self, mut v: Value) -> Value {
@@ -1724,13 +1738,7 @@ impl Watcher {
     async fn send(&mut self, typ: &str, obj: &Cached) -> bool {
         let line = match self.format {
             Format::Json | Format::Yaml => {
-                let bytes = if self.shared_storage {
-                    let mut v = obj.value();
-                    v["apiVersion"] = json!(self.def.api_version());
-                    Bytes::from(serde_json::to_vec(&v).unwrap_or_default())
-                } else {
-                    obj.bytes.clone()
-                };
+                let bytes = served_bytes(&self.def, self.shared_storage, obj);
                 let mut out = Vec::with_capacity(bytes.len() + 32);
                 out.extend_from_slice(b"{\"type\":\"");
                 out.extend_from_slice(typ.as_bytes());

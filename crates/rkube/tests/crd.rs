@@ -241,11 +241,15 @@ fn cel_rules_selectable_fields_and_crd_updates() {
     assert_eq!(names.trim(), "range.example.com/slow");
 
     // A new printer column takes effect without a restart.
-    let with_column = RANGES.replace("    selectableFields:", "    additionalPrinterColumns:\n    - {name: Mode, type: string, jsonPath: .spec.mode}\n    selectableFields:");
+    let with_column = RANGES
+        .replace("    selectableFields:", "    additionalPrinterColumns:\n    - {name: Mode, type: string, jsonPath: .spec.mode}\n    selectableFields:")
+        .replace("              min: {type: integer}", "              min: {type: integer}\n              level: {type: string, default: low}");
     s.ok_stdin(&["apply", "-f", "-"], &with_column);
     let table = common::eventually("the Mode column", Duration::from_secs(20), || {
         let t = s.ok(&["get", "ranges"]);
         t.lines().next().unwrap_or("").contains("MODE").then_some(t)
     });
     assert!(table.lines().any(|l| l.split_whitespace().collect::<Vec<_>>() == ["ok", "fast"]), "{table}");
+    // A default added later shows on objects stored before it, on read.
+    assert_eq!(s.get_json(&["range", "ok"])["spec"]["level"], "low");
 }

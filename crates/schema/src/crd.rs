@@ -25,6 +25,16 @@ pub struct Custom {
     pub warning: Option<String>,
     /// The CRD's name (`plural.group`).
     pub crd: String,
+    /// Whether the schema declares any default (then applied on read too).
+    pub has_defaults: bool,
+}
+
+fn declares_default(schema: &Value) -> bool {
+    match schema {
+        Value::Object(m) => m.contains_key("default") || m.iter().any(|(k, v)| k != "enum" && k != "example" && declares_default(v)),
+        Value::Array(a) => a.iter().any(declares_default),
+        _ => false,
+    }
 }
 
 #[derive(Clone, Debug, PartialEq)]
@@ -130,6 +140,7 @@ pub fn resource_defs(crd: &Value) -> Vec<ResourceDef> {
             name_rule: NameRule::Subdomain,
             field_selectors,
             custom: Some(Arc::new(Custom {
+                has_defaults: v.pointer("/schema/openAPIV3Schema").is_some_and(declares_default),
                 schema: v.pointer("/schema/openAPIV3Schema").cloned().unwrap_or(json!({"type": "object", "x-kubernetes-preserve-unknown-fields": true})),
                 columns,
                 scale,
