@@ -219,6 +219,7 @@ fn served_bytes(def: &ResourceDef, shared_storage: bool, c: &Cached) -> Bytes {
     let mut v = c.value();
     if shared_storage {
         v["apiVersion"] = json!(def.api_version());
+        schema::hooks::stored_to_served(def, &mut v);
     }
     if let (true, Some(custom)) = (defaults, &def.custom) {
         schema::crd::default(&custom.schema, &mut v);
@@ -414,8 +415,19 @@ impl Ctx {
     fn served_value(&self, mut v: Value) -> Value {
         if self.shared_storage {
             v["apiVersion"] = json!(self.def.api_version());
+            schema::hooks::stored_to_served(&self.def, &mut v);
         }
         v
+    }
+
+    /// The stored form of an object this resource was sent.
+    fn encode_stored(&self, obj: &Value) -> Result<Bytes> {
+        if !schema::hooks::converts(&self.def) {
+            return encode_stored(obj);
+        }
+        let mut v = obj.clone();
+        schema::hooks::served_to_stored(&self.def, &mut v);
+        encode_stored(&v)
     }
 
     /// Encodes one object in the negotiated format.
@@ -770,7 +782,7 @@ impl Ctx {
         if self.def.namespaced {
             self.require_namespace(&self.info.namespace, &name).await?;
         }
-        let bytes = encode_stored(&obj)?;
+        let bytes = self.encode_stored(&obj)?;
         if self.dry_run() {
             return self.value_response(StatusCode::CREATED, &obj);
         }
@@ -1091,7 +1103,7 @@ impl Ctx {
         if new == unchanged {
             return Ok(with_rv(new, kv.mod_revision));
         }
-        let bytes = encode_stored(&new)?;
+        let bytes = self.encode_stored(&new)?;
         if self.dry_run() {
             return Ok(with_rv(new, kv.mod_revision));
         }
@@ -1322,7 +1334,7 @@ impl Ctx {
                 if opts.dry_run {
                     return Ok(with_rv(new, kv.mod_revision));
                 }
-                match self.inner().store.update(key.to_string(), encode_stored(&new)?, kv.mod_revision).await {
+                match self.inner().store.update(key.to_string(), self.encode_stored(&new)?, kv.mod_revision).await {
                     Ok(kv) => return Ok(with_rv(new, kv.mod_revision)),
                     Err(store::Error::Conflict { .. }) => continue,
                     Err(store::Error::NotFound) => return Err(not_found()),
@@ -1563,7 +1575,8 @@ impl Filter {
         if only_meta {
             return self.field.matches(|f| Some(if f == "metadata.name" { c.name.clone() } else { c.namespace.clone() }));
         }
-        let v = c.value();
+        let mut v = c.value();
+        schema::hooks::stored_to_served(&self.def, &mut v);
         self.field.matches(|f| self.def.field_value(&v, f))
     }
 }

@@ -268,6 +268,13 @@ where
     }
 
     fn call(&mut self, mut req: Request<B>) -> Self::Future {
+        // In-process components name themselves (the default field manager of their writes).
+        if !req.headers().contains_key(http::header::USER_AGENT) {
+            let agent = self.user.name.trim_start_matches("system:").replace(':', "-");
+            if let Ok(v) = http::HeaderValue::from_str(&agent) {
+                req.headers_mut().insert(http::header::USER_AGENT, v);
+            }
+        }
         req.extensions_mut().insert(self.user.clone());
         let srv = self.srv.clone();
         Box::pin(async move { Ok(srv.handle(req).await) })

@@ -34,6 +34,10 @@ struct ServerArgs {
     /// Extra names or IPs for the serving certificate.
     #[arg(long = "tls-san")]
     tls_san: Vec<String>,
+    /// Simulated nodes to register (`fake-node-0`…): their pods go Running
+    /// without containers.
+    #[arg(long, default_value_t = 0)]
+    fake_nodes: usize,
 }
 
 fn main() -> Result<()> {
@@ -55,6 +59,14 @@ async fn server(args: ServerArgs) -> Result<()> {
     let store = store::embedded::Embedded::open(&args.data_dir.join("state.redb")).map_err(|e| anyhow::anyhow!("opening the store: {e}"))?;
     let srv = apiserver::ApiServer::new(store as Arc<dyn store::Store>, args.bind.to_string()).await.map_err(|e| anyhow::anyhow!(e))?;
     let listener = tokio::net::TcpListener::bind(args.bind).await.with_context(|| format!("binding {}", args.bind))?;
+    // Controllers, the scheduler and the fake nodes are clients of the
+    // router in process, each with its own identity.
+    let client = |user: &str| kube::Client::new(srv.as_user(apiserver::User::new(user, &["system:masters"])), "default");
+    tokio::spawn(controllers::run(client("system:kube-controller-manager")));
+    tokio::spawn(scheduler::run(client("system:kube-scheduler")));
+    if args.fake_nodes > 0 {
+        tokio::spawn(node::FakeNodes { client: client("system:node:fake"), count: args.fake_nodes }.run());
+    }
     tracing::info!(address = %url, "serving");
     println!("kubeconfig: {}", pki.kubeconfig.display());
     tokio::select! {

@@ -6,6 +6,7 @@
 mod common;
 
 use common::{Server, stderr};
+use serde_json::Value;
 
 const DEPLOY: &str = r#"apiVersion: apps/v1
 kind: Deployment
@@ -231,14 +232,17 @@ fn server_side_apply_upserts_reports_conflicts_and_forces() {
     let v1 = DEPLOY.replace("  labels: {app: web}\nspec:", "  labels: {app: web, stage: one}\nspec:");
     let out = s.ok_stdin(&["apply", "--server-side", "-f", "-"], &v1);
     assert!(out.contains("deployment.apps/web serverside-applied"), "{out}");
-    let d = s.get_json(&["deployment", "web", "--show-managed-fields"]);
-    let mf = d["metadata"]["managedFields"].clone();
-    let mf_len = mf.as_array().expect("managedFields").len();
-    assert_eq!(mf_len, 1, "{mf:#}");
-    assert_eq!(mf[0]["manager"], "kubectl");
-    assert_eq!(mf[0]["operation"], "Apply");
-    assert!(mf[0]["fieldsV1"]["f:spec"]["f:replicas"].is_object(), "{mf:#}");
-    assert!(mf[0]["fieldsV1"]["f:spec"]["f:template"]["f:spec"]["f:containers"]["k:{\"name\":\"app\"}"]["f:image"].is_object(), "{mf:#}");
+    // The applier's entry (the controllers record theirs beside it).
+    let applied = |s: &Server| -> Value {
+        let d = s.get_json(&["deployment", "web", "--show-managed-fields"]);
+        let mf = d["metadata"]["managedFields"].as_array().cloned().expect("managedFields");
+        let mine: Vec<Value> = mf.iter().filter(|m| m["manager"] == "kubectl" && m["operation"] == "Apply").cloned().collect();
+        assert_eq!(mine.len(), 1, "{mf:#?}");
+        mine[0].clone()
+    };
+    let mine = applied(&s);
+    assert!(mine["fieldsV1"]["f:spec"]["f:replicas"].is_object(), "{mine:#}");
+    assert!(mine["fieldsV1"]["f:spec"]["f:template"]["f:spec"]["f:containers"]["k:{\"name\":\"app\"}"]["f:image"].is_object(), "{mine:#}");
 
     // Another manager takes replicas; applying a different value now conflicts.
     s.ok(&["scale", "deployment", "web", "--replicas=3"]);
@@ -257,9 +261,10 @@ fn server_side_apply_upserts_reports_conflicts_and_forces() {
     assert_eq!(d["metadata"]["labels"], serde_json::json!({"app": "web"}), "{d:#}");
 
     // Applying the same manifest again changes nothing.
-    let rv = d["metadata"]["resourceVersion"].clone();
+    let (before, generation) = (applied(&s), d["metadata"]["generation"].clone());
     s.ok_stdin(&["apply", "--server-side", "-f", "-"], &v3);
-    assert_eq!(s.get_json(&["deployment", "web"])["metadata"]["resourceVersion"], rv);
+    assert_eq!(applied(&s), before);
+    assert_eq!(s.get_json(&["deployment", "web"])["metadata"]["generation"], generation);
 
     // A non-apply update records its manager too.
     s.ok(&["label", "deployment", "web", "team=a"]);

@@ -264,12 +264,12 @@ pub fn builtin() -> Vec<ResourceDef> {
             .status()
             .fields(&["status.replicas"]),
         ns("apps/v1", "StatefulSet", "statefulsets").short(&["sts"]).all().scale().status(),
-        // events.k8s.io: the same objects as core events upstream, kept apart
-        // here until conversion between the two shapes exists.
+        // events.k8s.io: the same objects as core events, converted by
+        // hooks::stored_to_served / served_to_stored.
         ns("events.k8s.io/v1", "Event", "events")
             .short(&["ev"])
             .fields(EVENTS_FIELDS)
-            .storage("events.events.k8s.io"),
+            .storage("events"),
         // authentication.k8s.io
         cl("authentication.k8s.io/v1", "SelfSubjectReview", "selfsubjectreviews").virtual_create(),
         cl("authentication.k8s.io/v1", "TokenReview", "tokenreviews").virtual_create(),
@@ -673,7 +673,7 @@ mod tests {
         assert_eq!(v1.storage, "horizontalpodautoscalers.autoscaling");
         assert_eq!(v1.storage, v2.storage);
         assert_eq!(get("", "v1", "events").storage, "events");
-        assert_eq!(get("events.k8s.io", "v1", "events").storage, "events.events.k8s.io");
+        assert_eq!(get("events.k8s.io", "v1", "events").storage, "events", "one storage, converted");
         assert_eq!(get("apps", "v1", "deployments").storage, "deployments.apps");
         assert_eq!(get("", "v1", "pods").storage, "pods");
 

@@ -286,6 +286,55 @@ fn service_defaults(spec: &mut Value) {
     }
 }
 
+/// Fields that events.k8s.io/v1 names differently from core/v1 Events
+/// (upstream stores both as one object and converts between them).
+const EVENT_FIELDS: [(&str, &str); 8] = [
+    ("regarding", "involvedObject"),
+    ("note", "message"),
+    ("reportingController", "reportingComponent"),
+    ("deprecatedSource", "source"),
+    ("deprecatedFirstTimestamp", "firstTimestamp"),
+    ("deprecatedLastTimestamp", "lastTimestamp"),
+    ("deprecatedCount", "count"),
+    ("related", "related"),
+];
+
+fn is_events_v1(def: &ResourceDef) -> bool {
+    def.group == "events.k8s.io" && def.kind == "Event"
+}
+
+/// A stored object as this resource serves it. Objects are stored in one
+/// shape per storage; only events.k8s.io Events, stored as core Events, need
+/// their fields renamed.
+pub fn stored_to_served(def: &ResourceDef, obj: &mut Value) {
+    if is_events_v1(def) {
+        rename(obj, EVENT_FIELDS.iter().map(|(served, stored)| (*stored, *served)));
+    }
+}
+
+/// The inverse of `stored_to_served`, applied before an object is stored.
+pub fn served_to_stored(def: &ResourceDef, obj: &mut Value) {
+    if is_events_v1(def) {
+        rename(obj, EVENT_FIELDS.iter().copied());
+    }
+}
+
+/// Whether `stored_to_served` changes anything for this resource.
+pub fn converts(def: &ResourceDef) -> bool {
+    is_events_v1(def)
+}
+
+fn rename<'a>(obj: &mut Value, pairs: impl Iterator<Item = (&'a str, &'a str)>) {
+    let Some(m) = obj.as_object_mut() else { return };
+    for (from, to) in pairs {
+        if from != to {
+            if let Some(v) = m.remove(from) {
+                m.insert(to.to_string(), v);
+            }
+        }
+    }
+}
+
 /// A finalizer the server adds when an object of this kind is deleted, so
 /// that its cleanup runs first: a CRD waits until its custom objects are
 /// gone (upstream's `customresourcecleanup.apiextensions.k8s.io`).

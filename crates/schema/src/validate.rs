@@ -64,7 +64,10 @@ fn required_fields(defs: &Definitions, schema: &Value, v: &Value, path: &str, ou
             if let Some(props) = s.get("properties").and_then(Value::as_object) {
                 for r in s.get("required").and_then(Value::as_array).into_iter().flatten().filter_map(Value::as_str) {
                     // Present means required: emptiness is the per-kind rules' business.
-                    let missing = matches!(m.get(r), None | Some(Value::Null));
+                    // A number or flag Go always writes (its zero value), so only
+                    // the range rules can find fault with a missing one.
+                    let scalar = props.get(r).map(|p| defs.resolve(p)).and_then(|p| p.get("type")).and_then(Value::as_str).is_some_and(|t| matches!(t, "integer" | "number" | "boolean"));
+                    let missing = !scalar && matches!(m.get(r), None | Some(Value::Null));
                     // metadata is checked by the object-meta rules.
                     if missing && r != "metadata" {
                         out.push(required(&join(path, r)));

@@ -26,6 +26,8 @@ pub struct Server {
     /// Holds the data directory, the server's log and kubectl's cache.
     pub root: tempfile::TempDir,
     pub kubeconfig: PathBuf,
+    /// Extra `rkube server` flags (e.g. `--fake-nodes 3`).
+    args: Vec<String>,
 }
 
 /// Asks the kernel for a currently free loopback port. Another process may
@@ -36,13 +38,18 @@ fn free_port() -> u16 {
 
 impl Server {
     pub fn start() -> Server {
+        Server::start_with(&[])
+    }
+
+    /// A server started with extra flags.
+    pub fn start_with(args: &[&str]) -> Server {
         let mut last_err = String::new();
         // Each attempt gets a fresh directory because the certificates and
         // kubeconfig name the port the first start was given.
         for _ in 0..5 {
             let root = tempfile::Builder::new().prefix("rkube-e2e-").tempdir().expect("creating a temp dir");
             let kubeconfig = root.path().join("data").join("admin.kubeconfig");
-            let mut s = Server { child: None, port: free_port(), root, kubeconfig };
+            let mut s = Server { child: None, port: free_port(), root, kubeconfig, args: args.iter().map(|a| a.to_string()).collect() };
             match s.spawn() {
                 Ok(()) => return s,
                 Err(e) => last_err = e,
@@ -72,6 +79,7 @@ impl Server {
             .arg(self.data_dir())
             .arg("--bind")
             .arg(format!("127.0.0.1:{}", self.port))
+            .args(&self.args)
             .stdin(Stdio::null())
             .stdout(log.try_clone().map_err(|e| e.to_string())?)
             .stderr(log)

@@ -1,0 +1,41 @@
+//! The control loops that make workloads behave as upstream: namespace
+//! lifecycle, garbage collection by owner references, ReplicaSets and
+//! Deployments. Each loop is one file with a `reconcile`, driven by
+//! kube-runtime watches (never polling), and sees the cluster only through
+//! the Kubernetes API: the `kube::Client` it is given may be the in-process
+//! API server or a remote one.
+//!
+//! Not here: scheduling (`scheduler`), running pods (`node`).
+
+pub mod deployment;
+pub mod gc;
+pub mod namespace;
+pub mod replicaset;
+
+use kube::Client;
+
+/// An error of one reconcile; the loop retries it with back-off.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("kubernetes API: {0}")]
+    Kube(#[from] kube::Error),
+    #[error("{0}")]
+    Other(String),
+}
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// Runs every controller until the process ends.
+pub async fn run(client: Client) {
+    tokio::join!(
+        namespace::run(client.clone()),
+        gc::run(client.clone()),
+        replicaset::run(client.clone()),
+        deployment::run(client),
+    );
+}
+
+/// The current time as Kubernetes writes it.
+pub fn now() -> k8s_openapi::apimachinery::pkg::apis::meta::v1::Time {
+    k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(k8s_openapi::jiff::Timestamp::now())
+}

@@ -1,0 +1,123 @@
+//! Controllers and the scheduler on simulated nodes, through the real
+//! kubectl: Deployments roll out, scale, roll back and clean up; deleting a
+//! namespace empties it; cascading deletion honours its propagation policy;
+//! cordon and drain move pods away.
+
+mod common;
+
+use std::time::Duration;
+
+use common::{Server, eventually};
+use serde_json::Value;
+
+const T: Duration = Duration::from_secs(30);
+
+fn pods(s: &Server, args: &[&str]) -> Vec<Value> {
+    let mut a = vec!["pods"];
+    a.extend_from_slice(args);
+    s.get_json(&a)["items"].as_array().cloned().unwrap_or_default()
+}
+
+fn running(s: &Server, selector: &str, n: usize) -> Vec<Value> {
+    eventually(&format!("{n} running pods with {selector}"), T, || {
+        let p = pods(s, &["-l", selector]);
+        let ok = p.len() == n && p.iter().all(|p| p["status"]["phase"] == "Running" && p["metadata"].get("deletionTimestamp").is_none());
+        ok.then_some(p)
+    })
+}
+
+#[test]
+fn deployments_roll_out_scale_roll_back_and_clean_up() {
+    let s = Server::start_with(&["--fake-nodes", "3"]);
+    assert_eq!(s.ok(&["get", "nodes", "-o", "name"]).lines().count(), 3);
+    s.ok(&["create", "deployment", "web", "--image=nginx:1.27", "--replicas=3"]);
+    let p = running(&s, "app=web", 3);
+    let nodes: std::collections::HashSet<&str> = p.iter().map(|p| p["spec"]["nodeName"].as_str().unwrap()).collect();
+    assert_eq!(nodes.len(), 3, "the scheduler spreads the pods: {nodes:?}");
+    assert!(p.iter().all(|p| p["status"]["podIP"].is_string()));
+    let out = s.ok(&["rollout", "status", "deployment/web", "--timeout=30s"]);
+    assert!(out.contains("successfully rolled out"), "{out}");
+
+    s.ok(&["scale", "deployment", "web", "--replicas=5"]);
+    running(&s, "app=web", 5);
+
+    s.ok(&["set", "image", "deployment/web", "nginx=nginx:1.28"]);
+    let out = s.ok(&["rollout", "status", "deployment/web", "--timeout=30s"]);
+    assert!(out.contains("successfully rolled out"), "{out}");
+    let p = running(&s, "app=web", 5);
+    assert!(p.iter().all(|p| p["spec"]["containers"][0]["image"] == "nginx:1.28"), "{p:#?}");
+    let history = s.ok(&["rollout", "history", "deployment/web"]);
+    assert!(history.lines().any(|l| l.starts_with('2')), "{history}");
+
+    s.ok(&["rollout", "undo", "deployment/web"]);
+    s.ok(&["rollout", "status", "deployment/web", "--timeout=30s"]);
+    assert_eq!(s.ok(&["get", "deployment", "web", "-o", "jsonpath={.spec.template.spec.containers[0].image}"]), "nginx:1.27");
+    let d = s.get_json(&["deployment", "web"]);
+    assert_eq!(d["status"]["availableReplicas"], 5, "{d:#}");
+    let events = s.ok(&["get", "events", "-A"]);
+    assert!(events.contains("Scheduled"), "{events}");
+
+    s.ok(&["delete", "deployment", "web"]);
+    eventually("ReplicaSets and pods gone", T, || (s.get_json(&["rs"])["items"].as_array().unwrap().is_empty() && pods(&s, &[]).is_empty()).then_some(()));
+}
+
+#[test]
+fn deleting_a_namespace_empties_it_then_removes_it() {
+    let s = Server::start_with(&["--fake-nodes", "1"]);
+    s.ok(&["create", "namespace", "doomed"]);
+    s.ok(&["-n", "doomed", "create", "deployment", "d", "--image=busybox", "--replicas=2"]);
+    s.ok(&["-n", "doomed", "create", "configmap", "c", "--from-literal=a=b"]);
+    s.ok(&["-n", "doomed", "create", "secret", "generic", "s", "--from-literal=a=b"]);
+    running(&s, "app=d", 0).len();
+    eventually("2 pods in doomed", T, || (pods(&s, &["-n", "doomed"]).len() == 2).then_some(()));
+    s.ok(&["delete", "namespace", "doomed", "--timeout=30s"]);
+    assert!(s.fails(&["get", "namespace", "doomed"]).contains("NotFound"));
+    assert!(s.ok(&["get", "all,cm,secrets", "-n", "doomed", "-o", "name"]).trim().is_empty());
+}
+
+#[test]
+fn cascading_deletion_foreground_and_orphan() {
+    let s = Server::start_with(&["--fake-nodes", "1"]);
+    s.ok(&["create", "deployment", "fg", "--image=busybox", "--replicas=2"]);
+    running(&s, "app=fg", 2);
+    s.ok(&["delete", "deployment", "fg", "--cascade=foreground", "--timeout=30s"]);
+    // Foreground: the deployment is gone only after its ReplicaSet and pods.
+    assert!(s.fails(&["get", "deployment", "fg"]).contains("NotFound"));
+    assert!(pods(&s, &["-l", "app=fg"]).is_empty());
+
+    s.ok(&["create", "deployment", "or", "--image=busybox", "--replicas=2"]);
+    running(&s, "app=or", 2);
+    s.ok(&["delete", "deployment", "or", "--cascade=orphan"]);
+    std::thread::sleep(Duration::from_secs(1));
+    let rs = s.get_json(&["rs", "-l", "app=or"]);
+    let items = rs["items"].as_array().unwrap();
+    assert_eq!(items.len(), 1, "the ReplicaSet stays: {rs:#}");
+    assert!(items[0]["metadata"].get("ownerReferences").is_none(), "{rs:#}");
+    running(&s, "app=or", 2);
+}
+
+#[test]
+fn cordon_drain_and_unschedulable_pods() {
+    let s = Server::start_with(&["--fake-nodes", "2"]);
+    s.ok(&["create", "deployment", "d", "--image=busybox", "--replicas=2"]);
+    running(&s, "app=d", 2);
+    s.ok(&["cordon", "fake-node-0"]);
+    let out = s.ok(&["drain", "fake-node-0", "--ignore-daemonsets", "--timeout=30s"]);
+    assert!(out.contains("drained"), "{out}");
+    let p = running(&s, "app=d", 2);
+    assert!(p.iter().all(|p| p["spec"]["nodeName"] == "fake-node-1"), "{p:#?}");
+    s.ok(&["uncordon", "fake-node-0"]);
+
+    // A pod no node can hold stays Pending with the reason.
+    s.ok(&["run", "huge", "--image=busybox", "--overrides", r#"{"spec":{"containers":[{"name":"huge","image":"busybox","resources":{"requests":{"cpu":"1000"}}}]}}"#]);
+    let pod = eventually("PodScheduled=False", T, || {
+        let p = s.get_json(&["pod", "huge"]);
+        let conds = p["status"]["conditions"].as_array().cloned().unwrap_or_default();
+        conds.iter().any(|c| c["type"] == "PodScheduled" && c["status"] == "False").then_some(p)
+    });
+    let cond = pod["status"]["conditions"].as_array().unwrap().iter().find(|c| c["type"] == "PodScheduled").unwrap().clone();
+    assert_eq!(cond["reason"], "Unschedulable");
+    assert!(cond["message"].as_str().unwrap().contains("0/2 nodes are available: 2 Insufficient cpu."), "{cond}");
+    let events = s.ok(&["get", "events", "--field-selector", "reason=FailedScheduling"]);
+    assert!(events.contains("FailedScheduling"), "{events}");
+}
