@@ -38,6 +38,12 @@ struct Args {
     /// Address for the server (default: a free loopback port).
     #[arg(long)]
     bind: Option<String>,
+    /// Simulated nodes in the workload phase.
+    #[arg(long, default_value_t = 1000)]
+    nodes: usize,
+    /// Replicas of the Deployment in the workload phase.
+    #[arg(long, default_value_t = 5000)]
+    replicas: usize,
 }
 
 type Body = Full<Bytes>;
@@ -277,6 +283,73 @@ async fn crds(client: &Client, pid: u32, ops: usize) -> Result<Value> {
     Ok(json!({"established_ms": established.as_secs_f64() * 1e3, "first_object_ms": first.as_secs_f64() * 1e3, "cel_creates": creates, "rss_per_crd_kib": per_crd, "crds_installed": n}))
 }
 
+/// Controllers, scheduler and simulated nodes: a server with `nodes` fake
+/// nodes; the time until they are all Ready, then a Deployment of
+/// `replicas` pods from create until every pod is available.
+async fn workloads(bin: &Path, nodes: usize, replicas: usize) -> Result<Value> {
+    let dir = tempfile::tempdir()?;
+    let port = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
+    let bind = format!("127.0.0.1:{port}");
+    let t = Instant::now();
+    let child = Command::new(bin)
+        .args(["server", "--data-dir"])
+        .arg(dir.path())
+        .args(["--bind", &bind, "--fake-nodes", &nodes.to_string()])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()?;
+    let srv = Server(child);
+    let client = loop {
+        if t.elapsed() > Duration::from_secs(30) {
+            bail!("the workload server did not start");
+        }
+        if let Ok(tls) = tls_config(dir.path()) {
+            if let Ok(c) = Client::connect(&bind, tls, 4).await {
+                if let Ok((StatusCode::OK, _)) = c.send(0, Method::GET, "/readyz", None).await {
+                    break c;
+                }
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    };
+    let ready_nodes = loop {
+        let (_, body) = client.send(0, Method::GET, "/api/v1/nodes", None).await?;
+        let v: Value = serde_json::from_slice(&body)?;
+        let ready = v["items"].as_array().map(|a| a.iter().filter(|n| n["status"]["conditions"].as_array().is_some_and(|c| c.iter().any(|c| c["type"] == "Ready" && c["status"] == "True"))).count()).unwrap_or(0);
+        if ready >= nodes {
+            break t.elapsed();
+        }
+        if t.elapsed() > Duration::from_secs(120) {
+            bail!("only {ready} of {nodes} nodes Ready after 120 s");
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    println!("nodes    {nodes} fake nodes Ready {:.2} s after exec", ready_nodes.as_secs_f64());
+    let deploy = json!({"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "scale"},
+        "spec": {"replicas": replicas, "selector": {"matchLabels": {"app": "scale"}},
+                 "template": {"metadata": {"labels": {"app": "scale"}}, "spec": {"containers": [{"name": "c", "image": "busybox", "resources": {"requests": {"cpu": "10m", "memory": "16Mi"}}}]}}}});
+    let t = Instant::now();
+    let (code, _) = client.send(0, Method::POST, "/apis/apps/v1/namespaces/default/deployments", Some(Bytes::from(deploy.to_string()))).await?;
+    if !code.is_success() {
+        bail!("creating the deployment: {code}");
+    }
+    let all = loop {
+        let (_, body) = client.send(0, Method::GET, "/apis/apps/v1/namespaces/default/deployments/scale", None).await?;
+        let v: Value = serde_json::from_slice(&body)?;
+        if v["status"]["availableReplicas"].as_u64() == Some(replicas as u64) {
+            break t.elapsed();
+        }
+        if t.elapsed() > Duration::from_secs(600) {
+            bail!("{} of {replicas} available after 600 s", v["status"]["availableReplicas"]);
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    let rate = replicas as f64 / all.as_secs_f64();
+    let rss = rss_kib(srv.0.id()) as f64 / 1024.0;
+    println!("deploy   {replicas} replicas on {nodes} nodes all available in {:.1} s ({rate:.0} pods/s); server RSS {rss:.0} MiB", all.as_secs_f64());
+    Ok(json!({"nodes": nodes, "nodes_ready_s": ready_nodes.as_secs_f64(), "replicas": replicas, "all_available_s": all.as_secs_f64(), "pods_per_sec": rate, "rss_mib": rss}))
+}
+
 #[tokio::main]
 async fn main() -> Result<()> {
     let mut args = Args::parse();
@@ -442,6 +515,8 @@ async fn main() -> Result<()> {
     report["watch_fanout"] = json!({"watchers": lat.len(), "p50_ms": pct(0.5), "p99_ms": pct(0.99), "max_ms": pct(1.0)});
     report["crds"] = crds(&client, srv.0.id(), args.ops / 4).await?;
     report["rss_after_mib"] = json!(rss_kib(srv.0.id()) as f64 / 1024.0);
+    drop(srv);
+    report["workloads"] = workloads(&bin, args.nodes, args.replicas).await?;
     std::fs::write(&args.out, serde_json::to_string_pretty(&report)? + "\n")?;
     println!("wrote {}", args.out.display());
     Ok(())

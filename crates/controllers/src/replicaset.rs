@@ -4,6 +4,7 @@
 //! deleted (unscheduled, then pending, then not-ready, then newest first),
 //! and the status counts what exists.
 
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -13,7 +14,9 @@ use k8s_openapi::api::core::v1::Pod;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta, OwnerReference};
 use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams, PostParams};
 use kube::runtime::controller::{Action, Controller};
-use kube::runtime::watcher;
+use kube::runtime::reflector::{self, Store};
+use kube::runtime::{WatchStreamExt, watcher};
+
 use kube::{Client, Resource, ResourceExt};
 use serde_json::json;
 
@@ -21,17 +24,26 @@ use crate::{Error, Result};
 
 struct Ctx {
     client: Client,
+    /// Every pod, kept by one watch: reconciles read it instead of listing.
+    pods: Store<Pod>,
+    /// Upstream's expectations: pods this controller created or deleted that
+    /// the store does not show yet, per ReplicaSet uid. While any is
+    /// outstanding the ReplicaSet waits, so a lagging store never causes
+    /// double creation.
+    expected: std::sync::Mutex<HashMap<String, HashSet<String>>>,
 }
 
 pub async fn run(client: Client) {
     let rs: Api<ReplicaSet> = Api::all(client.clone());
     let pods: Api<Pod> = Api::all(client.clone());
+    let (store, writer) = reflector::store();
+    tokio::spawn(watcher(pods.clone(), watcher::Config::default()).default_backoff().reflect(writer).for_each(|_| async {}));
     Controller::new(rs, watcher::Config::default())
         .owns(pods, watcher::Config::default())
         .run(reconcile, |_, e, _| {
             tracing::warn!("replicaset: {e}");
             Action::requeue(Duration::from_secs(1))
-        }, Arc::new(Ctx { client }))
+        }, Arc::new(Ctx { client, pods: store, expected: Default::default() }))
         .for_each(|_| async {})
         .await;
 }
@@ -49,6 +61,23 @@ pub fn selector_string(sel: &LabelSelector) -> String {
         });
     }
     parts.join(",")
+}
+
+/// Whether a label selector selects the pod's labels.
+fn selects(sel: &LabelSelector, p: &Pod) -> bool {
+    let empty = Default::default();
+    let labels = p.metadata.labels.as_ref().unwrap_or(&empty);
+    sel.match_labels.iter().flatten().all(|(k, v)| labels.get(k) == Some(v))
+        && sel.match_expressions.iter().flatten().all(|e| {
+            let values = e.values.as_deref().unwrap_or(&[]);
+            let v = labels.get(&e.key);
+            match e.operator.as_str() {
+                "In" => v.is_some_and(|v| values.contains(v)),
+                "NotIn" => v.is_none_or(|v| !values.contains(v)),
+                "Exists" => v.is_some(),
+                _ => v.is_none(),
+            }
+        })
 }
 
 pub fn is_pod_ready(p: &Pod) -> bool {
@@ -92,8 +121,28 @@ async fn reconcile(rs: Arc<ReplicaSet>, ctx: Arc<Ctx>) -> Result<Action> {
         return Ok(Action::await_change());
     }
     let pods: Api<Pod> = Api::namespaced(ctx.client.clone(), &ns);
+    // Candidates: this namespace's pods the selector matches.
+    let matching: Vec<Pod> = if ctx.pods.is_empty() {
+        pods.list(&ListParams::default().labels(&selector)).await?.items
+    } else {
+        ctx.pods.state().iter().filter(|p| p.namespace().as_deref() == Some(ns.as_str()) && selects(&spec.selector, p)).map(|p| (**p).clone()).collect()
+    };
+    // Outstanding creations (not yet seen) and deletions (still seen, not terminating).
+    {
+        let mut expected = ctx.expected.lock().unwrap();
+        if let Some(names) = expected.get_mut(&uid) {
+            names.retain(|n| match n.strip_prefix('-') {
+                Some(gone) => matching.iter().any(|p| p.name_any() == gone && p.metadata.deletion_timestamp.is_none()),
+                None => !matching.iter().any(|p| p.name_any() == *n),
+            });
+            if !names.is_empty() {
+                return Ok(Action::requeue(Duration::from_secs(1)));
+            }
+            expected.remove(&uid);
+        }
+    }
     let mut owned = Vec::new();
-    for p in pods.list(&ListParams::default().labels(&selector)).await? {
+    for p in matching {
         if controlled_by(&p.metadata, &uid) {
             owned.push(p);
         } else if !has_controller(&p.metadata) && p.metadata.deletion_timestamp.is_none() {
@@ -114,8 +163,25 @@ async fn reconcile(rs: Arc<ReplicaSet>, ctx: Arc<Ctx>) -> Result<Action> {
         meta.namespace = Some(ns.clone());
         meta.owner_references = Some(vec![controller_ref(rs.as_ref())]);
         let pod = Pod { metadata: meta, spec: template.spec, status: None };
-        for _ in active.len()..want {
-            pods.create(&PostParams::default(), &pod).await?;
+        // Created concurrently, as upstream's batches do.
+        let pp = PostParams::default();
+        let results: Vec<kube::Result<Pod>> =
+            futures::stream::iter(active.len()..want).map(|_| pods.create(&pp, &pod)).buffer_unordered(32).collect().await;
+        let mut created = HashSet::new();
+        let mut failed = None;
+        for r in results {
+            match r {
+                Ok(p) => {
+                    created.insert(p.name_any());
+                }
+                Err(e) => failed = Some(e),
+            }
+        }
+        if !ctx.pods.is_empty() {
+            ctx.expected.lock().unwrap().entry(uid.clone()).or_default().extend(created);
+        }
+        if let Some(e) = failed {
+            return Err(Error::Kube(e));
         }
     } else if active.len() > want {
         let mut victims = active.clone();
@@ -128,7 +194,12 @@ async fn reconcile(rs: Arc<ReplicaSet>, ctx: Arc<Ctx>) -> Result<Action> {
         });
         for p in victims.iter().take(active.len() - want) {
             match pods.delete(&p.name_any(), &DeleteParams::default()).await {
-                Ok(_) | Err(kube::Error::Api(_)) => {}
+                Ok(_) => {
+                    if !ctx.pods.is_empty() {
+                        ctx.expected.lock().unwrap().entry(uid.clone()).or_default().insert(format!("-{}", p.name_any()));
+                    }
+                }
+                Err(kube::Error::Api(_)) => {}
                 Err(e) => return Err(Error::Kube(e)),
             }
         }

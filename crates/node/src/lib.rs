@@ -151,6 +151,7 @@ async fn leases(client: Client, count: usize) {
 async fn pods(client: Client, names: Arc<HashSet<String>>) {
     let api: Api<Pod> = Api::all(client.clone());
     let mut next_ip = 0usize;
+    let inflight = Arc::new(tokio::sync::Semaphore::new(64));
     let mut stream = watcher(api, watcher::Config::default()).default_backoff().applied_objects().boxed();
     while let Some(ev) = stream.next().await {
         let Ok(pod) = ev else { continue };
@@ -182,10 +183,15 @@ async fn pods(client: Client, names: Arc<HashSet<String>>) {
             "startTime": t,
             "containerStatuses": containers,
         }});
+        // Status writes go out concurrently, a bounded number at a time.
+        let permit = inflight.clone().acquire_owned().await;
         let pods: Api<Pod> = Api::namespaced(client.clone(), &pod.namespace().unwrap_or_default());
-        if let Err(e) = pods.patch_status(&pod.name_any(), &PatchParams::default(), &Patch::Merge(&status)).await {
-            tracing::debug!(pod = %pod.name_any(), "starting a fake pod: {e}");
-        }
+        tokio::spawn(async move {
+            let _permit = permit;
+            if let Err(e) = pods.patch_status(&pod.name_any(), &PatchParams::default(), &Patch::Merge(&status)).await {
+                tracing::debug!(pod = %pod.name_any(), "starting a fake pod: {e}");
+            }
+        });
     }
 }
 

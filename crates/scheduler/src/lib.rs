@@ -85,21 +85,38 @@ fn matches_expression(labels: &std::collections::BTreeMap<String, String>, key: 
     }
 }
 
+/// A node's allocatable resources, parsed once per node version.
+#[derive(Clone, Copy, Debug)]
+struct Alloc {
+    cpu: Option<i64>,
+    memory: Option<i64>,
+    pods: Option<i64>,
+}
+
+fn allocatable(node: &Node) -> Alloc {
+    let alloc = node.status.as_ref().and_then(|s| s.allocatable.as_ref());
+    let cap = |k: &str, milli: bool| alloc.and_then(|a| a.get(k)).map(|q| quantity(&q.0, milli));
+    Alloc { cpu: cap("cpu", true), memory: cap("memory", false), pods: cap("pods", false) }
+}
+
 /// Why a node does not fit a pod, in upstream's words (None: it fits).
-fn misfit(pod: &Pod, node: &Node, used: Requests, pods_on_node: usize) -> Option<&'static str> {
-    let spec = pod.spec.clone().unwrap_or_default();
-    let nspec = node.spec.clone().unwrap_or_default();
-    let labels = node.metadata.labels.clone().unwrap_or_default();
+fn misfit(pod: &Pod, want: Requests, node: &Node, alloc: Alloc, used: Requests, pods_on_node: usize) -> Option<&'static str> {
+    let empty_spec = Default::default();
+    let spec: &k8s_openapi::api::core::v1::PodSpec = pod.spec.as_ref().unwrap_or(&empty_spec);
+    let empty_nspec = Default::default();
+    let nspec: &k8s_openapi::api::core::v1::NodeSpec = node.spec.as_ref().unwrap_or(&empty_nspec);
+    let empty_labels = Default::default();
+    let labels = node.metadata.labels.as_ref().unwrap_or(&empty_labels);
     let ready = node.status.as_ref().and_then(|s| s.conditions.as_ref()).is_some_and(|c| c.iter().any(|c| c.type_ == "Ready" && c.status == "True"));
-    let tolerations = spec.tolerations.clone().unwrap_or_default();
-    if nspec.unschedulable == Some(true) && !tolerates(&tolerations, "node.kubernetes.io/unschedulable", "", "NoSchedule") {
+    let tolerations = spec.tolerations.as_deref().unwrap_or(&[]);
+    if nspec.unschedulable == Some(true) && !tolerates(tolerations, "node.kubernetes.io/unschedulable", "", "NoSchedule") {
         return Some("node(s) were unschedulable");
     }
-    if !ready && !tolerates(&tolerations, "node.kubernetes.io/not-ready", "", "NoSchedule") {
+    if !ready && !tolerates(tolerations, "node.kubernetes.io/not-ready", "", "NoSchedule") {
         return Some("node(s) had untolerated taint {node.kubernetes.io/not-ready: }");
     }
     for t in nspec.taints.iter().flatten() {
-        if (t.effect == "NoSchedule" || t.effect == "NoExecute") && !tolerates(&tolerations, &t.key, t.value.as_deref().unwrap_or(""), &t.effect) {
+        if (t.effect == "NoSchedule" || t.effect == "NoExecute") && !tolerates(tolerations, &t.key, t.value.as_deref().unwrap_or(""), &t.effect) {
             return Some("node(s) had untolerated taint(s)");
         }
     }
@@ -109,22 +126,19 @@ fn misfit(pod: &Pod, node: &Node, used: Requests, pods_on_node: usize) -> Option
     let required = spec.affinity.as_ref().and_then(|a| a.node_affinity.as_ref()).and_then(|n| n.required_during_scheduling_ignored_during_execution.as_ref());
     if let Some(req) = required {
         let any_term = req.node_selector_terms.iter().any(|term| {
-            term.match_expressions.iter().flatten().all(|e| matches_expression(&labels, &e.key, &e.operator, e.values.as_deref().unwrap_or(&[])))
+            term.match_expressions.iter().flatten().all(|e| matches_expression(labels, &e.key, &e.operator, e.values.as_deref().unwrap_or(&[])))
         });
         if !any_term {
             return Some("node(s) didn't match Pod's node affinity/selector");
         }
     }
-    let alloc = node.status.as_ref().and_then(|s| s.allocatable.clone()).unwrap_or_default();
-    let want = pod_requests(pod);
-    let cap = |k: &str, milli: bool| alloc.get(k).map(|q| quantity(&q.0, milli));
-    if cap("pods", false).is_some_and(|max| pods_on_node as i64 >= max) {
+    if alloc.pods.is_some_and(|max| pods_on_node as i64 >= max) {
         return Some("Too many pods");
     }
-    if cap("cpu", true).is_some_and(|c| used.cpu + want.cpu > c) {
+    if alloc.cpu.is_some_and(|c| used.cpu + want.cpu > c) {
         return Some("Insufficient cpu");
     }
-    if cap("memory", false).is_some_and(|m| used.memory + want.memory > m) {
+    if alloc.memory.is_some_and(|m| used.memory + want.memory > m) {
         return Some("Insufficient memory");
     }
     None
@@ -138,6 +152,9 @@ struct Ctx {
     assumed: Mutex<HashMap<String, (String, Requests)>>,
     /// Round-robin offset among equally good nodes.
     turn: Mutex<usize>,
+    /// Parsed requests per pod uid and allocatable per node version.
+    requests: Mutex<HashMap<String, Requests>>,
+    allocs: Mutex<HashMap<(String, String), Alloc>>,
 }
 
 pub async fn run(client: Client) {
@@ -147,7 +164,7 @@ pub async fn run(client: Client) {
     let pod_api: Api<Pod> = Api::all(client.clone());
     tokio::spawn(watcher(node_api, watcher::Config::default()).default_backoff().reflect(node_writer).applied_objects().for_each(|_| async {}));
     tokio::spawn(watcher(pod_api.clone(), watcher::Config::default()).default_backoff().reflect(pod_writer).applied_objects().for_each(|_| async {}));
-    let ctx = Arc::new(Ctx { client, nodes: nodes.clone(), pods: pods.clone(), assumed: Mutex::new(HashMap::new()), turn: Mutex::new(0) });
+    let ctx = Arc::new(Ctx { client, nodes: nodes.clone(), pods: pods.clone(), assumed: Mutex::new(HashMap::new()), turn: Mutex::new(0), requests: Default::default(), allocs: Default::default() });
     let _ = nodes.wait_until_ready().await;
     let _ = pods.wait_until_ready().await;
     Controller::new(pod_api, watcher::Config::default().fields("spec.nodeName="))
@@ -170,6 +187,7 @@ async fn schedule(pod: Arc<Pod>, ctx: Arc<Ctx>) -> Result<Action, kube::Error> {
     // assumed that the store does not show bound yet.
     let chosen = {
         let mut assumed = ctx.assumed.lock().unwrap();
+        let mut requests = ctx.requests.lock().unwrap();
         let mut used: HashMap<String, (Requests, usize)> = HashMap::new();
         for p in ctx.pods.state() {
             let phase = p.status.as_ref().and_then(|s| s.phase.as_deref()).unwrap_or("");
@@ -179,10 +197,16 @@ async fn schedule(pod: Arc<Pod>, ctx: Arc<Ctx>) -> Result<Action, kube::Error> {
                 continue;
             }
             let e = used.entry(n).or_default();
-            let r = pod_requests(&p);
+            let r = *requests.entry(p.uid().unwrap_or_default()).or_insert_with(|| pod_requests(&p));
             e.0.cpu += r.cpu;
             e.0.memory += r.memory;
             e.1 += 1;
+        }
+        // Forget requests of pods that are gone.
+        let live = ctx.pods.state();
+        if requests.len() > live.len() * 2 + 64 {
+            let uids: std::collections::HashSet<String> = live.iter().filter_map(|p| p.uid()).collect();
+            requests.retain(|u, _| uids.contains(u));
         }
         for (n, r) in assumed.values() {
             let e = used.entry(n.clone()).or_default();
@@ -193,20 +217,28 @@ async fn schedule(pod: Arc<Pod>, ctx: Arc<Ctx>) -> Result<Action, kube::Error> {
         let nodes = ctx.nodes.state();
         let mut reasons: HashMap<&'static str, usize> = HashMap::new();
         let mut fits: Vec<(f64, String)> = Vec::new();
+        let want = pod_requests(&pod);
+        let mut allocs = ctx.allocs.lock().unwrap();
         for n in &nodes {
-            let (u, count) = used.get(&n.name_any()).copied().unwrap_or_default();
-            match misfit(&pod, n, u, count) {
+            let name = n.name_any();
+            let (u, count) = used.get(&name).copied().unwrap_or_default();
+            let key = (name.clone(), n.resource_version().unwrap_or_default());
+            let alloc = *allocs.entry(key).or_insert_with(|| allocatable(n));
+            match misfit(&pod, want, n, alloc, u, count) {
                 Some(why) => *reasons.entry(why).or_default() += 1,
                 None => {
                     // Least requested: the mean of the CPU and memory fractions in use.
-                    let alloc = n.status.as_ref().and_then(|s| s.allocatable.clone()).unwrap_or_default();
-                    let frac = |used: i64, k: &str, milli: bool| alloc.get(k).map(|q| used as f64 / quantity(&q.0, milli).max(1) as f64).unwrap_or(0.0);
-                    let want = pod_requests(&pod);
-                    let score = (frac(u.cpu + want.cpu, "cpu", true) + frac(u.memory + want.memory, "memory", false)) / 2.0 + count as f64 * 1e-6;
-                    fits.push((score, n.name_any()));
+                    let frac = |used: i64, cap: Option<i64>| cap.map(|c| used as f64 / c.max(1) as f64).unwrap_or(0.0);
+                    let score = (frac(u.cpu + want.cpu, alloc.cpu) + frac(u.memory + want.memory, alloc.memory)) / 2.0 + count as f64 * 1e-6;
+                    fits.push((score, name));
                 }
             }
         }
+        // Forget node versions that are gone.
+        if allocs.len() > nodes.len() * 2 {
+            allocs.retain(|(n, rv), _| nodes.iter().any(|x| x.name_any() == *n && x.resource_version().as_deref() == Some(rv.as_str())));
+        }
+        drop(allocs);
         if fits.is_empty() {
             Err((nodes.len(), reasons))
         } else {
@@ -306,11 +338,13 @@ mod tests {
         let pod = |spec: serde_json::Value| -> Pod { serde_json::from_value(json!({"metadata": {"name": "p"}, "spec": spec})).unwrap() };
         let tol = json!([{"key": "dedicated", "operator": "Equal", "value": "db", "effect": "NoSchedule"}]);
         let fits = pod(json!({"containers": [{"name": "c", "resources": {"requests": {"cpu": "1"}}}], "tolerations": tol, "nodeSelector": {"disk": "ssd"}}));
-        assert_eq!(misfit(&fits, &node, Requests::default(), 0), None);
-        assert_eq!(misfit(&pod(json!({"containers": [{"name": "c"}]})), &node, Requests::default(), 0), Some("node(s) had untolerated taint(s)"));
+        let a = allocatable(&node);
+        let m = |p: &Pod, used: Requests, count: usize| misfit(p, pod_requests(p), &node, a, used, count);
+        assert_eq!(m(&fits, Requests::default(), 0), None);
+        assert_eq!(m(&pod(json!({"containers": [{"name": "c"}]})), Requests::default(), 0), Some("node(s) had untolerated taint(s)"));
         let far = pod(json!({"containers": [{"name": "c"}], "tolerations": tol, "nodeSelector": {"disk": "hdd"}}));
-        assert_eq!(misfit(&far, &node, Requests::default(), 0), Some("node(s) didn't match Pod's node affinity/selector"));
-        assert_eq!(misfit(&fits, &node, Requests { cpu: 1500, memory: 0 }, 0), Some("Insufficient cpu"));
-        assert_eq!(misfit(&fits, &node, Requests::default(), 3), Some("Too many pods"));
+        assert_eq!(m(&far, Requests::default(), 0), Some("node(s) didn't match Pod's node affinity/selector"));
+        assert_eq!(m(&fits, Requests { cpu: 1500, memory: 0 }, 0), Some("Insufficient cpu"));
+        assert_eq!(m(&fits, Requests::default(), 3), Some("Too many pods"));
     }
 }
