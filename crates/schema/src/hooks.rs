@@ -122,17 +122,7 @@ pub fn apply_defaults(def: &ResourceDef, obj: &mut Value) {
                 set_in(spec, "replicas", json!(1));
                 set_in(spec, "revisionHistoryLimit", json!(10));
                 set_in(spec, "progressDeadlineSeconds", json!(600));
-                set_in(spec, "strategy", json!({}));
-                if let Some(st) = spec.get_mut("strategy") {
-                    set_in(st, "type", json!("RollingUpdate"));
-                    if st.get("type") == Some(&json!("RollingUpdate")) {
-                        set_in(st, "rollingUpdate", json!({}));
-                        if let Some(ru) = st.get_mut("rollingUpdate") {
-                            set_in(ru, "maxUnavailable", json!("25%"));
-                            set_in(ru, "maxSurge", json!("25%"));
-                        }
-                    }
-                }
+                rolling_update(spec, "strategy", &[("maxUnavailable", json!("25%")), ("maxSurge", json!("25%"))]);
                 template_defaults(spec);
             }
         }
@@ -147,16 +137,7 @@ pub fn apply_defaults(def: &ResourceDef, obj: &mut Value) {
                 set_in(spec, "replicas", json!(1));
                 set_in(spec, "podManagementPolicy", json!("OrderedReady"));
                 set_in(spec, "revisionHistoryLimit", json!(10));
-                set_in(spec, "updateStrategy", json!({}));
-                if let Some(st) = spec.get_mut("updateStrategy") {
-                    set_in(st, "type", json!("RollingUpdate"));
-                    if st.get("type") == Some(&json!("RollingUpdate")) {
-                        set_in(st, "rollingUpdate", json!({}));
-                        if let Some(ru) = st.get_mut("rollingUpdate") {
-                            set_in(ru, "partition", json!(0));
-                        }
-                    }
-                }
+                rolling_update(spec, "updateStrategy", &[("partition", json!(0))]);
                 set_in(spec, "persistentVolumeClaimRetentionPolicy", json!({}));
                 if let Some(p) = spec.get_mut("persistentVolumeClaimRetentionPolicy") {
                     set_in(p, "whenDeleted", json!("Retain"));
@@ -168,17 +149,7 @@ pub fn apply_defaults(def: &ResourceDef, obj: &mut Value) {
         ("apps", "DaemonSet") => {
             if let Some(spec) = o.get_mut("spec") {
                 set_in(spec, "revisionHistoryLimit", json!(10));
-                set_in(spec, "updateStrategy", json!({}));
-                if let Some(st) = spec.get_mut("updateStrategy") {
-                    set_in(st, "type", json!("RollingUpdate"));
-                    if st.get("type") == Some(&json!("RollingUpdate")) {
-                        set_in(st, "rollingUpdate", json!({}));
-                        if let Some(ru) = st.get_mut("rollingUpdate") {
-                            set_in(ru, "maxUnavailable", json!(1));
-                            set_in(ru, "maxSurge", json!(0));
-                        }
-                    }
-                }
+                rolling_update(spec, "updateStrategy", &[("maxUnavailable", json!(1)), ("maxSurge", json!(0))]);
                 template_defaults(spec);
             }
         }
@@ -199,6 +170,22 @@ pub fn apply_defaults(def: &ResourceDef, obj: &mut Value) {
             }
         }
         _ => {}
+    }
+}
+
+/// A workload's update strategy: RollingUpdate unless set, and then the
+/// rolling update's own defaults.
+fn rolling_update(spec: &mut Value, field: &str, defaults: &[(&str, Value)]) {
+    set_in(spec, field, json!({}));
+    let Some(st) = spec.get_mut(field) else { return };
+    set_in(st, "type", json!("RollingUpdate"));
+    if st.get("type") == Some(&json!("RollingUpdate")) {
+        set_in(st, "rollingUpdate", json!({}));
+        if let Some(ru) = st.get_mut("rollingUpdate") {
+            for (k, v) in defaults {
+                set_in(ru, k, v.clone());
+            }
+        }
     }
 }
 

@@ -457,23 +457,33 @@ fn info() -> Value {
     json!({"title": "Kubernetes", "version": format!("v1.{}.0", crate::KUBE_MINOR)})
 }
 
-/// `/openapi/v2`: one Swagger 2.0 document for every served resource.
-pub fn v2_document<'a>(resources: impl IntoIterator<Item = &'a ResourceDef>) -> Value {
+/// The paths and schemas of a document over `resources`, in `flavor`'s form.
+fn paths_and_schemas<'a>(flavor: Flavor, resources: impl IntoIterator<Item = &'a ResourceDef>) -> (BTreeMap<String, Value>, Map<String, Value>) {
     let defs = definitions();
     let (served, roots, extra) = definition_names(defs, resources);
     let mut paths = BTreeMap::new();
     for (d, name, list) in &served {
-        resource_paths(Flavor::V2, d, name, list.as_deref(), &mut paths);
+        resource_paths(flavor, d, name, list.as_deref(), &mut paths);
     }
-    let mut definitions: Map<String, Value> =
-        defs.closure(roots.iter().map(String::as_str)).into_iter().map(|n| (n.clone(), defs.schemas[&n].clone())).collect();
-    definitions.extend(extra);
+    let form = |s: &Value| if flavor == Flavor::V3 { to_v3(s) } else { s.clone() };
+    let mut schemas: Map<String, Value> = defs.closure(roots.iter().map(String::as_str)).into_iter().map(|n| (n.clone(), form(&defs.schemas[&n]))).collect();
+    schemas.extend(extra.iter().map(|(n, s)| (n.clone(), form(s))));
+    (paths, schemas)
+}
+
+fn bearer() -> Value {
+    json!({"BearerToken": {"type": "apiKey", "name": "authorization", "in": "header", "description": "Bearer Token authentication"}})
+}
+
+/// `/openapi/v2`: one Swagger 2.0 document for every served resource.
+pub fn v2_document<'a>(resources: impl IntoIterator<Item = &'a ResourceDef>) -> Value {
+    let (paths, definitions) = paths_and_schemas(Flavor::V2, resources);
     json!({
         "swagger": "2.0",
         "info": info(),
         "paths": paths,
         "definitions": definitions,
-        "securityDefinitions": {"BearerToken": {"type": "apiKey", "name": "authorization", "in": "header", "description": "Bearer Token authentication"}},
+        "securityDefinitions": bearer(),
         "security": [{"BearerToken": []}],
     })
 }
@@ -485,23 +495,12 @@ pub fn v3_path(group: &str, version: &str) -> String {
 
 /// `/openapi/v3/<api|apis/group>/<version>`: the resources of one group-version.
 pub fn v3_document<'a>(resources: impl IntoIterator<Item = &'a ResourceDef>) -> Value {
-    let defs = definitions();
-    let (served, roots, extra) = definition_names(defs, resources);
-    let mut paths = BTreeMap::new();
-    for (d, name, list) in &served {
-        resource_paths(Flavor::V3, d, name, list.as_deref(), &mut paths);
-    }
-    let mut schemas: Map<String, Value> =
-        defs.closure(roots.iter().map(String::as_str)).into_iter().map(|n| (n.clone(), to_v3(&defs.schemas[&n]))).collect();
-    schemas.extend(extra.iter().map(|(n, s)| (n.clone(), to_v3(s))));
+    let (paths, schemas) = paths_and_schemas(Flavor::V3, resources);
     json!({
         "openapi": "3.0.0",
         "info": info(),
         "paths": paths,
-        "components": {
-            "schemas": schemas,
-            "securitySchemes": {"BearerToken": {"type": "apiKey", "name": "authorization", "in": "header", "description": "Bearer Token authentication"}},
-        },
+        "components": {"schemas": schemas, "securitySchemes": bearer()},
     })
 }
 
