@@ -1,6 +1,6 @@
 //! The control loops that make workloads behave as upstream: namespace
-//! lifecycle, garbage collection by owner references, ReplicaSets and
-//! Deployments. Each loop is one file with a `reconcile`, driven by
+//! lifecycle, garbage collection by owner references, ReplicaSets,
+//! Deployments and the `default` ServiceAccount of every namespace. Each loop is one file with a `reconcile`, driven by
 //! kube-runtime watches (never polling), and sees the cluster only through
 //! the Kubernetes API: the `kube::Client` it is given may be the in-process
 //! API server or a remote one.
@@ -11,6 +11,7 @@ pub mod deployment;
 pub mod gc;
 pub mod namespace;
 pub mod replicaset;
+pub mod serviceaccount;
 
 use kube::Client;
 
@@ -31,6 +32,7 @@ pub async fn run(client: Client) {
         namespace::run(client.clone()),
         gc::run(client.clone()),
         replicaset::run(client.clone()),
+        serviceaccount::run(client.clone()),
         deployment::run(client),
     );
 }

@@ -121,3 +121,16 @@ fn cordon_drain_and_unschedulable_pods() {
     let events = s.ok(&["get", "events", "--field-selector", "reason=FailedScheduling"]);
     assert!(events.contains("FailedScheduling"), "{events}");
 }
+
+#[test]
+fn every_namespace_gets_a_default_service_account_and_its_name_label() {
+    let s = Server::start();
+    s.ok(&["create", "namespace", "team"]);
+    let ns = s.get_json(&["namespace", "team"]);
+    assert_eq!(ns["metadata"]["labels"]["kubernetes.io/metadata.name"], "team", "{ns:#}");
+    eventually("the default ServiceAccount", T, || s.kubectl(&["get", "serviceaccount", "default", "-n", "team"]).status.success().then_some(()));
+    eventually("default in default", T, || s.kubectl(&["get", "serviceaccount", "default"]).status.success().then_some(()));
+    // Deleted, it comes back.
+    s.ok(&["delete", "serviceaccount", "default", "-n", "team"]);
+    eventually("the default ServiceAccount again", T, || s.kubectl(&["get", "serviceaccount", "default", "-n", "team"]).status.success().then_some(()));
+}

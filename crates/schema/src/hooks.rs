@@ -45,6 +45,15 @@ pub fn prepare_create(def: &ResourceDef, obj: &mut Value) {
         if spec.get("finalizers").is_none() {
             spec["finalizers"] = json!(["kubernetes"]);
         }
+        // Namespace strategy: every namespace is labelled with its own name.
+        let name = obj.pointer("/metadata/name").cloned().unwrap_or(Value::Null);
+        let meta = obj.as_object_mut().unwrap().entry("metadata").or_insert_with(|| json!({}));
+        if let Some(m) = meta.as_object_mut() {
+            let labels = m.entry("labels").or_insert_with(|| json!({}));
+            if let Some(l) = labels.as_object_mut() {
+                l.insert("kubernetes.io/metadata.name".into(), name);
+            }
+        }
     }
     if def.group == "batch" && def.kind == "Job" {
         job_selector(obj);
