@@ -1,6 +1,7 @@
 //! The control loops that make workloads behave as upstream: namespace
 //! lifecycle, garbage collection by owner references, ReplicaSets,
-//! Deployments and the `default` ServiceAccount of every namespace. Each loop is one file with a `reconcile`, driven by
+//! Deployments, Endpoints and EndpointSlices of Services, and the `default`
+//! ServiceAccount of every namespace. Each loop is one file with a `reconcile`, driven by
 //! kube-runtime watches (never polling), and sees the cluster only through
 //! the Kubernetes API: the `kube::Client` it is given may be the in-process
 //! API server or a remote one.
@@ -8,6 +9,7 @@
 //! Not here: scheduling (`scheduler`), running pods (`node`).
 
 pub mod deployment;
+pub mod endpoints;
 pub mod gc;
 pub mod namespace;
 pub mod replicaset;
@@ -33,6 +35,7 @@ pub async fn run(client: Client) {
         gc::run(client.clone()),
         replicaset::run(client.clone()),
         serviceaccount::run(client.clone()),
+        endpoints::run(client.clone()),
         deployment::run(client),
     );
 }

@@ -22,6 +22,8 @@ use serde_json::json;
 
 use crate::{Error, Result};
 
+const EXPECTATION_TTL: Duration = Duration::from_secs(5);
+
 struct Ctx {
     client: Client,
     /// Every pod, kept by one watch: reconciles read it instead of listing.
@@ -30,7 +32,9 @@ struct Ctx {
     /// the store does not show yet, per ReplicaSet uid. While any is
     /// outstanding the ReplicaSet waits, so a lagging store never causes
     /// double creation.
-    expected: std::sync::Mutex<HashMap<String, HashSet<String>>>,
+    /// An expectation older than `EXPECTATION_TTL` is dropped (the pod may
+    /// have come and gone unseen), as upstream's expire.
+    expected: std::sync::Mutex<HashMap<String, (std::time::Instant, HashSet<String>)>>,
 }
 
 pub async fn run(client: Client) {
@@ -130,7 +134,10 @@ async fn reconcile(rs: Arc<ReplicaSet>, ctx: Arc<Ctx>) -> Result<Action> {
     // Outstanding creations (not yet seen) and deletions (still seen, not terminating).
     {
         let mut expected = ctx.expected.lock().unwrap();
-        if let Some(names) = expected.get_mut(&uid) {
+        if let Some((since, names)) = expected.get_mut(&uid) {
+            if since.elapsed() > EXPECTATION_TTL {
+                names.clear();
+            }
             names.retain(|n| match n.strip_prefix('-') {
                 Some(gone) => matching.iter().any(|p| p.name_any() == gone && p.metadata.deletion_timestamp.is_none()),
                 None => !matching.iter().any(|p| p.name_any() == *n),
@@ -178,7 +185,10 @@ async fn reconcile(rs: Arc<ReplicaSet>, ctx: Arc<Ctx>) -> Result<Action> {
             }
         }
         if !ctx.pods.is_empty() {
-            ctx.expected.lock().unwrap().entry(uid.clone()).or_default().extend(created);
+            let mut expected = ctx.expected.lock().unwrap();
+            let e = expected.entry(uid.clone()).or_insert_with(|| (std::time::Instant::now(), HashSet::new()));
+            e.0 = std::time::Instant::now();
+            e.1.extend(created);
         }
         if let Some(e) = failed {
             return Err(Error::Kube(e));
@@ -196,7 +206,10 @@ async fn reconcile(rs: Arc<ReplicaSet>, ctx: Arc<Ctx>) -> Result<Action> {
             match pods.delete(&p.name_any(), &DeleteParams::default()).await {
                 Ok(_) => {
                     if !ctx.pods.is_empty() {
-                        ctx.expected.lock().unwrap().entry(uid.clone()).or_default().insert(format!("-{}", p.name_any()));
+                        let mut expected = ctx.expected.lock().unwrap();
+                        let e = expected.entry(uid.clone()).or_insert_with(|| (std::time::Instant::now(), HashSet::new()));
+                        e.0 = std::time::Instant::now();
+                        e.1.insert(format!("-{}", p.name_any()));
                     }
                 }
                 Err(kube::Error::Api(_)) => {}

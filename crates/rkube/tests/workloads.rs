@@ -134,3 +134,28 @@ fn every_namespace_gets_a_default_service_account_and_its_name_label() {
     s.ok(&["delete", "serviceaccount", "default", "-n", "team"]);
     eventually("the default ServiceAccount again", T, || s.kubectl(&["get", "serviceaccount", "default", "-n", "team"]).status.success().then_some(()));
 }
+
+#[test]
+fn services_get_endpoints_and_endpoint_slices_of_ready_pods() {
+    let s = Server::start_with(&["--fake-nodes", "2"]);
+    s.ok(&["create", "deployment", "web", "--image=nginx", "--replicas=2", "--port=80"]);
+    s.ok(&["expose", "deployment", "web", "--port=8080", "--target-port=80"]);
+    let ips = |n: usize| {
+        eventually(&format!("{n} endpoints"), T, || {
+            let ep = s.get_json(&["endpoints", "web"]);
+            let addrs = ep["subsets"][0]["addresses"].as_array().cloned().unwrap_or_default();
+            (addrs.len() == n).then_some(ep)
+        })
+    };
+    let ep = ips(2);
+    assert_eq!(ep["subsets"][0]["ports"][0]["port"], 80, "{ep:#}");
+    let pod_ips: std::collections::BTreeSet<String> = pods(&s, &["-l", "app=web"]).iter().map(|p| p["status"]["podIP"].as_str().unwrap().to_string()).collect();
+    let ep_ips: std::collections::BTreeSet<String> = ep["subsets"][0]["addresses"].as_array().unwrap().iter().map(|a| a["ip"].as_str().unwrap().to_string()).collect();
+    assert_eq!(pod_ips, ep_ips);
+    let slices = s.get_json(&["endpointslices", "-l", "kubernetes.io/service-name=web"]);
+    assert_eq!(slices["items"][0]["endpoints"].as_array().unwrap().len(), 2, "{slices:#}");
+    let described = s.ok(&["describe", "service", "web"]);
+    assert!(described.contains(":80,"), "{described}");
+    s.ok(&["scale", "deployment", "web", "--replicas=3"]);
+    ips(3);
+}
