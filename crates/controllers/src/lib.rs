@@ -1,6 +1,6 @@
 //! The control loops that make workloads behave as upstream: namespace
 //! lifecycle, garbage collection by owner references, ReplicaSets,
-//! Deployments, Endpoints and EndpointSlices of Services, and the `default`
+//! Deployments, Jobs, Endpoints and EndpointSlices of Services, and the `default`
 //! ServiceAccount of every namespace. Each loop is one file with a `reconcile`, driven by
 //! kube-runtime watches (never polling), and sees the cluster only through
 //! the Kubernetes API: the `kube::Client` it is given may be the in-process
@@ -11,6 +11,7 @@
 pub mod deployment;
 pub mod endpoints;
 pub mod gc;
+pub mod job;
 pub mod namespace;
 pub mod replicaset;
 pub mod serviceaccount;
@@ -36,6 +37,7 @@ pub async fn run(client: Client) {
         replicaset::run(client.clone()),
         serviceaccount::run(client.clone()),
         endpoints::run(client.clone()),
+        job::run(client.clone()),
         deployment::run(client),
     );
 }

@@ -186,10 +186,40 @@ async fn pods(client: Client, names: Arc<HashSet<String>>) {
         // Status writes go out concurrently, a bounded number at a time.
         let permit = inflight.clone().acquire_owned().await;
         let pods: Api<Pod> = Api::namespaced(client.clone(), &pod.namespace().unwrap_or_default());
+        // Pods that do not restart forever (Jobs) run for a while, then exit:
+        // `rkube.io/fake-run-seconds` (default 1) and `rkube.io/fake-exit-code` (default 0).
+        let restarts = pod.spec.as_ref().and_then(|s| s.restart_policy.as_deref()).unwrap_or("Always") == "Always";
+        let ann = pod.annotations();
+        let run_for = ann.get("rkube.io/fake-run-seconds").and_then(|s| s.parse::<f64>().ok()).unwrap_or(1.0);
+        let exit_code: i32 = ann.get("rkube.io/fake-exit-code").and_then(|s| s.parse().ok()).unwrap_or(0);
         tokio::spawn(async move {
             let _permit = permit;
-            if let Err(e) = pods.patch_status(&pod.name_any(), &PatchParams::default(), &Patch::Merge(&status)).await {
-                tracing::debug!(pod = %pod.name_any(), "starting a fake pod: {e}");
+            let name = pod.name_any();
+            if let Err(e) = pods.patch_status(&name, &PatchParams::default(), &Patch::Merge(&status)).await {
+                tracing::debug!(pod = %name, "starting a fake pod: {e}");
+                return;
+            }
+            if restarts {
+                return;
+            }
+            tokio::time::sleep(Duration::from_secs_f64(run_for.max(0.0))).await;
+            let t = now();
+            let (phase, reason) = if exit_code == 0 { ("Succeeded", "Completed") } else { ("Failed", "Error") };
+            let containers: Vec<serde_json::Value> = pod
+                .spec
+                .iter()
+                .flat_map(|s| s.containers.iter())
+                .map(|c| {
+                    json!({"name": c.name, "image": c.image, "imageID": format!("fake://{}", c.image.clone().unwrap_or_default()),
+                           "containerID": format!("fake://{}-{}", pod.uid().unwrap_or_default(), c.name), "ready": false, "started": false, "restartCount": 0,
+                           "state": {"terminated": {"exitCode": exit_code, "reason": reason, "startedAt": t, "finishedAt": t}}})
+                })
+                .collect();
+            let cond = |type_: &str, status: &str| json!({"type": type_, "status": status, "lastTransitionTime": t, "lastProbeTime": null});
+            let done = json!({"status": {"phase": phase, "containerStatuses": containers,
+                "conditions": [cond("PodReadyToStartContainers", "False"), cond("Initialized", "True"), cond("Ready", "False"), cond("ContainersReady", "False"), cond("PodScheduled", "True")]}});
+            if let Err(e) = pods.patch_status(&name, &PatchParams::default(), &Patch::Merge(&done)).await {
+                tracing::debug!(pod = %name, "finishing a fake pod: {e}");
             }
         });
     }

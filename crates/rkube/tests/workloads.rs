@@ -159,3 +159,31 @@ fn services_get_endpoints_and_endpoint_slices_of_ready_pods() {
     s.ok(&["scale", "deployment", "web", "--replicas=3"]);
     ips(3);
 }
+
+#[test]
+fn jobs_complete_index_and_fail_after_their_backoff_limit() {
+    let s = Server::start_with(&["--fake-nodes", "2"]);
+    s.ok(&["create", "job", "once", "--image=busybox"]);
+    s.ok(&["wait", "--for=condition=complete", "job/once", "--timeout=30s"]);
+    let job = s.get_json(&["job", "once"]);
+    assert_eq!(job["status"]["succeeded"], 1, "{job:#}");
+    assert!(job["status"]["completionTime"].is_string());
+    let table = s.ok(&["get", "jobs"]);
+    assert!(table.lines().any(|l| l.split_whitespace().collect::<Vec<_>>()[..3] == ["once", "Complete", "1/1"]), "{table}");
+
+    let indexed = "apiVersion: batch/v1\nkind: Job\nmetadata: {name: idx}\nspec:\n  completions: 3\n  parallelism: 2\n  completionMode: Indexed\n  template:\n    spec:\n      restartPolicy: Never\n      containers: [{name: c, image: busybox}]\n";
+    s.ok_stdin(&["apply", "-f", "-"], indexed);
+    s.ok(&["wait", "--for=condition=complete", "job/idx", "--timeout=30s"]);
+    assert_eq!(s.get_json(&["job", "idx"])["status"]["completedIndexes"], "0,1,2");
+    let indexes: std::collections::BTreeSet<String> =
+        pods(&s, &["-l", "job-name=idx"]).iter().map(|p| p["metadata"]["annotations"]["batch.kubernetes.io/job-completion-index"].as_str().unwrap().to_string()).collect();
+    assert_eq!(indexes.into_iter().collect::<Vec<_>>(), ["0", "1", "2"]);
+
+    let failing = "apiVersion: batch/v1\nkind: Job\nmetadata: {name: bad}\nspec:\n  backoffLimit: 1\n  template:\n    metadata: {annotations: {rkube.io/fake-exit-code: \"1\"}}\n    spec:\n      restartPolicy: Never\n      containers: [{name: c, image: busybox}]\n";
+    s.ok_stdin(&["apply", "-f", "-"], failing);
+    s.ok(&["wait", "--for=condition=failed", "job/bad", "--timeout=30s"]);
+    let job = s.get_json(&["job", "bad"]);
+    let failed = job["status"]["conditions"].as_array().unwrap().iter().find(|c| c["type"] == "Failed").cloned().unwrap();
+    assert_eq!(failed["reason"], "BackoffLimitExceeded", "{job:#}");
+    assert_eq!(job["status"]["failed"], 2, "backoffLimit 1 allows one retry: {job:#}");
+}
