@@ -187,3 +187,26 @@ fn jobs_complete_index_and_fail_after_their_backoff_limit() {
     assert_eq!(failed["reason"], "BackoffLimitExceeded", "{job:#}");
     assert_eq!(job["status"]["failed"], 2, "backoffLimit 1 allows one retry: {job:#}");
 }
+
+#[test]
+fn a_cronjob_starts_jobs_on_its_schedule() {
+    let s = Server::start_with(&["--fake-nodes", "1"]);
+    s.ok(&["create", "cronjob", "tick", "--image=busybox", "--schedule=* * * * *"]);
+    // The next minute boundary is at most 60 s away.
+    let job = eventually("a Job of the CronJob", Duration::from_secs(75), || {
+        let jobs = s.get_json(&["jobs"]);
+        jobs["items"].as_array().and_then(|a| a.first().cloned())
+    });
+    let name = job["metadata"]["name"].as_str().unwrap().to_string();
+    assert!(name.starts_with("tick-"), "{job:#}");
+    assert_eq!(job["metadata"]["ownerReferences"][0]["kind"], "CronJob");
+    s.ok(&["wait", "--for=condition=complete", &format!("job/{name}"), "--timeout=30s"]);
+    let cj = eventually("lastScheduleTime", T, || {
+        let c = s.get_json(&["cronjob", "tick"]);
+        c["status"]["lastScheduleTime"].is_string().then_some(c)
+    });
+    assert!(cj["status"]["lastScheduleTime"].as_str().unwrap().ends_with(":00Z"), "{cj:#}");
+    // A Job made from the CronJob by hand runs too.
+    s.ok(&["create", "job", "manual", "--from=cronjob/tick"]);
+    s.ok(&["wait", "--for=condition=complete", "job/manual", "--timeout=30s"]);
+}
