@@ -1,6 +1,6 @@
 //! The control loops that make workloads behave as upstream: namespace
 //! lifecycle, garbage collection by owner references, ReplicaSets,
-//! Deployments, Jobs, CronJobs, Endpoints and EndpointSlices of Services, and the `default`
+//! Deployments, DaemonSets, Jobs, CronJobs, Endpoints and EndpointSlices of Services, and the `default`
 //! ServiceAccount of every namespace. Each loop is one file with a `reconcile`, driven by
 //! kube-runtime watches (never polling), and sees the cluster only through
 //! the Kubernetes API: the `kube::Client` it is given may be the in-process
@@ -9,6 +9,7 @@
 //! Not here: scheduling (`scheduler`), running pods (`node`).
 
 pub mod cronjob;
+pub mod daemonset;
 pub mod deployment;
 pub mod endpoints;
 pub mod gc;
@@ -40,6 +41,7 @@ pub async fn run(client: Client) {
         endpoints::run(client.clone()),
         job::run(client.clone()),
         cronjob::run(client.clone()),
+        daemonset::run(client.clone()),
         deployment::run(client),
     );
 }

@@ -210,3 +210,22 @@ fn a_cronjob_starts_jobs_on_its_schedule() {
     s.ok(&["create", "job", "manual", "--from=cronjob/tick"]);
     s.ok(&["wait", "--for=condition=complete", "job/manual", "--timeout=30s"]);
 }
+
+#[test]
+fn a_daemonset_runs_one_pod_per_eligible_node_and_rolls() {
+    let s = Server::start_with(&["--fake-nodes", "3"]);
+    s.ok(&["taint", "node", "fake-node-2", "dedicated=db:NoSchedule"]);
+    let ds = "apiVersion: apps/v1\nkind: DaemonSet\nmetadata: {name: agent}\nspec:\n  selector: {matchLabels: {app: agent}}\n  template:\n    metadata: {labels: {app: agent}}\n    spec:\n      containers: [{name: a, image: busybox:1}]\n";
+    s.ok_stdin(&["apply", "-f", "-"], ds);
+    s.ok(&["rollout", "status", "daemonset/agent", "--timeout=30s"]);
+    let p = running(&s, "app=agent", 2);
+    let mut nodes: Vec<&str> = p.iter().map(|p| p["spec"]["nodeName"].as_str().unwrap()).collect();
+    nodes.sort();
+    assert_eq!(nodes, ["fake-node-0", "fake-node-1"], "the tainted node is skipped");
+    s.ok(&["set", "image", "daemonset/agent", "a=busybox:2"]);
+    s.ok(&["rollout", "status", "daemonset/agent", "--timeout=30s"]);
+    let p = running(&s, "app=agent", 2);
+    assert!(p.iter().all(|p| p["spec"]["containers"][0]["image"] == "busybox:2"), "{p:#?}");
+    let status = s.get_json(&["daemonset", "agent"])["status"].clone();
+    assert_eq!((status["desiredNumberScheduled"].as_i64(), status["numberReady"].as_i64()), (Some(2), Some(2)), "{status:#}");
+}

@@ -125,8 +125,13 @@ fn misfit(pod: &Pod, want: Requests, node: &Node, alloc: Alloc, used: Requests, 
     }
     let required = spec.affinity.as_ref().and_then(|a| a.node_affinity.as_ref()).and_then(|n| n.required_during_scheduling_ignored_during_execution.as_ref());
     if let Some(req) = required {
+        // A term matches when its label expressions and its field expressions
+        // (only `metadata.name` exists, as upstream) all hold.
+        let name = node.metadata.name.clone().unwrap_or_default();
+        let fields: std::collections::BTreeMap<String, String> = [("metadata.name".to_string(), name)].into();
         let any_term = req.node_selector_terms.iter().any(|term| {
             term.match_expressions.iter().flatten().all(|e| matches_expression(labels, &e.key, &e.operator, e.values.as_deref().unwrap_or(&[])))
+                && term.match_fields.iter().flatten().all(|e| matches_expression(&fields, &e.key, &e.operator, e.values.as_deref().unwrap_or(&[])))
         });
         if !any_term {
             return Some("node(s) didn't match Pod's node affinity/selector");
