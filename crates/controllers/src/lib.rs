@@ -1,6 +1,6 @@
 //! The control loops that make workloads behave as upstream: namespace
 //! lifecycle, garbage collection by owner references, ReplicaSets,
-//! Deployments, DaemonSets, Jobs, CronJobs, Endpoints and EndpointSlices of Services, and the `default`
+//! Deployments, StatefulSets, DaemonSets, Jobs, CronJobs, Endpoints and EndpointSlices of Services, and the `default`
 //! ServiceAccount of every namespace. Each loop is one file with a `reconcile`, driven by
 //! kube-runtime watches (never polling), and sees the cluster only through
 //! the Kubernetes API: the `kube::Client` it is given may be the in-process
@@ -17,6 +17,7 @@ pub mod job;
 pub mod namespace;
 pub mod replicaset;
 pub mod serviceaccount;
+pub mod statefulset;
 
 use kube::Client;
 
@@ -42,6 +43,7 @@ pub async fn run(client: Client) {
         job::run(client.clone()),
         cronjob::run(client.clone()),
         daemonset::run(client.clone()),
+        statefulset::run(client.clone()),
         deployment::run(client),
     );
 }

@@ -229,3 +229,29 @@ fn a_daemonset_runs_one_pod_per_eligible_node_and_rolls() {
     let status = s.get_json(&["daemonset", "agent"])["status"].clone();
     assert_eq!((status["desiredNumberScheduled"].as_i64(), status["numberReady"].as_i64()), (Some(2), Some(2)), "{status:#}");
 }
+
+#[test]
+fn a_statefulset_makes_ordered_pods_with_claims_and_rolls() {
+    let s = Server::start_with(&["--fake-nodes", "2"]);
+    let sts = "apiVersion: apps/v1\nkind: StatefulSet\nmetadata: {name: db}\nspec:\n  serviceName: db\n  replicas: 3\n  selector: {matchLabels: {app: db}}\n  template:\n    metadata: {labels: {app: db}}\n    spec:\n      containers: [{name: c, image: busybox:1}]\n  volumeClaimTemplates:\n  - metadata: {name: data}\n    spec:\n      accessModes: [ReadWriteOnce]\n      resources: {requests: {storage: 1Gi}}\n";
+    s.ok_stdin(&["apply", "-f", "-"], sts);
+    s.ok(&["rollout", "status", "statefulset/db", "--timeout=30s"]);
+    let p = running(&s, "app=db", 3);
+    let names: Vec<&str> = p.iter().map(|p| p["metadata"]["name"].as_str().unwrap()).collect();
+    assert_eq!(names, ["db-0", "db-1", "db-2"]);
+    assert_eq!(p[1]["spec"]["hostname"], "db-1");
+    assert_eq!(p[1]["spec"]["subdomain"], "db");
+    let claims: Vec<String> = s.ok(&["get", "pvc", "-o", "name"]).lines().map(str::to_string).collect();
+    assert_eq!(claims, ["persistentvolumeclaim/data-db-0", "persistentvolumeclaim/data-db-1", "persistentvolumeclaim/data-db-2"]);
+    // Ordered: each pod was created after the one before it was ready.
+    let created: Vec<&str> = p.iter().map(|p| p["metadata"]["creationTimestamp"].as_str().unwrap()).collect();
+    assert!(created.windows(2).all(|w| w[0] <= w[1]), "{created:?}");
+
+    s.ok(&["set", "image", "statefulset/db", "c=busybox:2"]);
+    s.ok(&["rollout", "status", "statefulset/db", "--timeout=60s"]);
+    let p = running(&s, "app=db", 3);
+    assert!(p.iter().all(|p| p["spec"]["containers"][0]["image"] == "busybox:2"), "{p:#?}");
+    s.ok(&["scale", "statefulset", "db", "--replicas=1"]);
+    let p = running(&s, "app=db", 1);
+    assert_eq!(p[0]["metadata"]["name"], "db-0", "scaled down from the highest ordinal");
+}
