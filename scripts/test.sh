@@ -11,6 +11,12 @@ if [ ${#need_apt[@]} -gt 0 ]; then
   apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need_apt[@]}"
 fi
 command -v kubectl >/dev/null || { echo "kubectl is required by the end-to-end tests and could not be installed" >&2; exit 1; }
+# The Python `kubernetes` client drives one end-to-end scenario.
+if ! python3 -c "import kubernetes" >/dev/null 2>&1; then
+  echo "installing: the Python kubernetes client"
+  python3 -m pip install --quiet --disable-pip-version-check "kubernetes>=31"
+fi
+python3 -c "import kubernetes" || { echo "the Python kubernetes client could not be installed" >&2; exit 1; }
 if ! cargo nextest --version >/dev/null 2>&1; then
   cargo install --locked cargo-nextest
 fi
