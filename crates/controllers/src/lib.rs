@@ -1,8 +1,10 @@
 //! The control loops that make workloads behave as upstream: namespace
 //! lifecycle, garbage collection by owner references, ReplicaSets,
 //! Deployments, StatefulSets, DaemonSets, Jobs, CronJobs, Endpoints and EndpointSlices of Services, and the `default`
-//! ServiceAccount of every namespace. Each loop is one file with a `reconcile`, driven by
-//! kube-runtime watches (never polling), and sees the cluster only through
+//! ServiceAccount of every namespace; nodes that stop renewing their lease
+//! become unreachable. Each loop is one file with a `reconcile`, driven by
+//! kube-runtime watches (timers only where time itself is the event: job
+//! deadlines, cron schedules, lease expiry), and sees the cluster only through
 //! the Kubernetes API: the `kube::Client` it is given may be the in-process
 //! API server or a remote one.
 //!
@@ -15,6 +17,7 @@ pub mod endpoints;
 pub mod gc;
 pub mod job;
 pub mod namespace;
+pub mod nodelifecycle;
 pub mod replicaset;
 pub mod serviceaccount;
 pub mod statefulset;
@@ -44,6 +47,7 @@ pub async fn run(client: Client) {
         cronjob::run(client.clone()),
         daemonset::run(client.clone()),
         statefulset::run(client.clone()),
+        nodelifecycle::run(client.clone()),
         deployment::run(client),
     );
 }

@@ -255,3 +255,23 @@ fn a_statefulset_makes_ordered_pods_with_claims_and_rolls() {
     let p = running(&s, "app=db", 1);
     assert_eq!(p[0]["metadata"]["name"], "db-0", "scaled down from the highest ordinal");
 }
+
+#[test]
+fn a_node_that_stops_renewing_its_lease_becomes_unreachable() {
+    let s = Server::start_with(&["--fake-nodes", "1"]);
+    // A node registered by hand never renews a lease.
+    s.ok_stdin(&["create", "-f", "-"], "apiVersion: v1\nkind: Node\nmetadata: {name: silent}\nstatus:\n  conditions: [{type: Ready, status: \"True\", reason: KubeletReady}]\n");
+    s.ok_stdin(&["create", "-f", "-"], "apiVersion: v1\nkind: Pod\nmetadata: {name: stranded}\nspec:\n  nodeName: silent\n  containers: [{name: c, image: busybox}]\n");
+    let node = eventually("the unreachable taint", Duration::from_secs(90), || {
+        let n = s.get_json(&["node", "silent"]);
+        let taints = n["spec"]["taints"].as_array().cloned().unwrap_or_default();
+        taints.iter().any(|t| t["key"] == "node.kubernetes.io/unreachable" && t["effect"] == "NoExecute").then_some(n)
+    });
+    let ready = node["status"]["conditions"].as_array().unwrap().iter().find(|c| c["type"] == "Ready").cloned().unwrap();
+    assert_eq!(ready["status"], "Unknown", "{node:#}");
+    assert_eq!(ready["reason"], "NodeStatusUnknown");
+    eventually("the stranded pod evicted", T, || s.fails(&["get", "pod", "stranded"]).contains("NotFound").then_some(()));
+    // The fake node renews its lease and stays untainted.
+    let fake = s.get_json(&["node", "fake-node-0"]);
+    assert!(fake["spec"].get("taints").is_none_or(|t| t.as_array().is_some_and(|a| a.is_empty())), "{fake:#}");
+}

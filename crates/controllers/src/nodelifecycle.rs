@@ -1,0 +1,107 @@
+//! Node lifecycle (upstream's NodeLifecycleController): a node whose Lease
+//! in `kube-node-lease` has not been renewed within the grace period
+//! (upstream's `node-monitor-grace-period`, 40 s) is marked not ready
+//! (`Ready=Unknown`, `NodeStatusUnknown`) and tainted
+//! `node.kubernetes.io/unreachable` (NoSchedule and NoExecute); its pods
+//! that do not tolerate NoExecute are evicted. A renewed lease lifts both.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures::StreamExt;
+use k8s_openapi::api::coordination::v1::Lease;
+use k8s_openapi::api::core::v1::{Node, Pod, Taint};
+use k8s_openapi::jiff::Timestamp;
+use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams};
+use kube::runtime::controller::{Action, Controller};
+use kube::runtime::reflector::ObjectRef;
+use kube::runtime::watcher;
+use kube::{Client, ResourceExt};
+use serde_json::json;
+
+use crate::{Result, now};
+
+const GRACE: Duration = Duration::from_secs(40);
+const UNREACHABLE: &str = "node.kubernetes.io/unreachable";
+
+struct Ctx {
+    client: Client,
+}
+
+pub async fn run(client: Client) {
+    let nodes: Api<Node> = Api::all(client.clone());
+    let leases: Api<Lease> = Api::namespaced(client.clone(), "kube-node-lease");
+    Controller::new(nodes, watcher::Config::default())
+        .watches(leases, watcher::Config::default(), |l| Some(ObjectRef::new(&l.name_any())))
+        .run(reconcile, |_, e, _| {
+            tracing::warn!("node lifecycle: {e}");
+            Action::requeue(Duration::from_secs(5))
+        }, Arc::new(Ctx { client }))
+        .for_each(|_| async {})
+        .await;
+}
+
+async fn reconcile(node: Arc<Node>, ctx: Arc<Ctx>) -> Result<Action> {
+    let name = node.name_any();
+    let leases: Api<Lease> = Api::namespaced(ctx.client.clone(), "kube-node-lease");
+    let renewed = leases.get_opt(&name).await?.and_then(|l| l.spec?.renew_time).map(|t| t.0);
+    // A node is heard from through its lease, or else its own Ready heartbeat.
+    let heartbeat = renewed
+        .or_else(|| node.metadata.creation_timestamp.as_ref().map(|t| t.0))
+        .unwrap_or_else(Timestamp::now);
+    let silent = Timestamp::now().duration_since(heartbeat).as_secs() as u64;
+    let stale = silent >= GRACE.as_secs();
+    let taints = node.spec.as_ref().and_then(|s| s.taints.clone()).unwrap_or_default();
+    let tainted = taints.iter().any(|t| t.key == UNREACHABLE);
+    let nodes: Api<Node> = Api::all(ctx.client.clone());
+    if stale && !tainted {
+        let mut new_taints: Vec<Taint> = taints.clone();
+        for effect in ["NoSchedule", "NoExecute"] {
+            new_taints.push(Taint { key: UNREACHABLE.into(), effect: effect.into(), time_added: Some(now()), value: None });
+        }
+        nodes.patch(&name, &PatchParams::default(), &Patch::Merge(&json!({"spec": {"taints": new_taints}}))).await?;
+        let conds: Vec<serde_json::Value> = node
+            .status
+            .as_ref()
+            .and_then(|s| s.conditions.clone())
+            .unwrap_or_default()
+            .into_iter()
+            .map(|c| {
+                json!({"type": c.type_, "status": "Unknown", "reason": "NodeStatusUnknown", "message": "Kubelet stopped posting node status.",
+                       "lastHeartbeatTime": c.last_heartbeat_time, "lastTransitionTime": now()})
+            })
+            .collect();
+        let conds = if conds.is_empty() {
+            vec![json!({"type": "Ready", "status": "Unknown", "reason": "NodeStatusUnknown", "message": "Kubelet never posted node status.", "lastTransitionTime": now()})]
+        } else {
+            conds
+        };
+        nodes.patch_status(&name, &PatchParams::default(), &Patch::Strategic(json!({"status": {"conditions": conds}}))).await?;
+        evict(&ctx, &name).await?;
+    } else if !stale && tainted {
+        let kept: Vec<&Taint> = taints.iter().filter(|t| t.key != UNREACHABLE).collect();
+        nodes.patch(&name, &PatchParams::default(), &Patch::Merge(&json!({"spec": {"taints": kept}}))).await?;
+    }
+    // Look again when the grace period of the last heartbeat runs out.
+    let left = GRACE.as_secs().saturating_sub(silent).max(1);
+    Ok(Action::requeue(Duration::from_secs(if stale { 30 } else { left })))
+}
+
+/// Deletes the node's pods that do not tolerate the unreachable NoExecute taint.
+async fn evict(ctx: &Ctx, node: &str) -> Result<()> {
+    let pods: Api<Pod> = Api::all(ctx.client.clone());
+    for p in pods.list(&ListParams::default().fields(&format!("spec.nodeName={node}"))).await? {
+        let tolerated = p.spec.as_ref().and_then(|s| s.tolerations.as_ref()).is_some_and(|ts| {
+            ts.iter().any(|t| {
+                (t.key.as_deref() == Some(UNREACHABLE) || (t.key.is_none() && t.operator.as_deref() == Some("Exists")))
+                    && t.effect.as_deref().is_none_or(|e| e == "NoExecute")
+                    && t.toleration_seconds.is_none()
+            })
+        });
+        if !tolerated {
+            let api: Api<Pod> = Api::namespaced(ctx.client.clone(), &p.namespace().unwrap_or_default());
+            let _ = api.delete(&p.name_any(), &DeleteParams::background()).await;
+        }
+    }
+    Ok(())
+}
