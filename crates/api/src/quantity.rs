@@ -103,13 +103,14 @@ impl Quantity {
             return "0".into();
         }
         if self.format == Format::BinarySi
-            && let Some(v) = self.integer() {
-                if v.abs() < 1024 {
-                    return v.to_string();
-                }
-                let (sfx, k) = BINARY.iter().rev().find(|(_, k)| v % 1024i128.pow(*k) == 0).copied().unwrap_or(("", 0));
-                return format!("{}{sfx}", v / 1024i128.pow(k));
+            && let Some(v) = self.integer()
+        {
+            if v.abs() < 1024 {
+                return v.to_string();
             }
+            let (sfx, k) = BINARY.iter().rev().find(|(_, k)| v % 1024i128.pow(*k) == 0).copied().unwrap_or(("", 0));
+            return format!("{}{sfx}", v / 1024i128.pow(k));
+        }
         // The largest multiple of three at or below the exponent, within n..E.
         let target = (self.exp.div_euclid(3) * 3).clamp(-9, 18);
         let m = self.mantissa * 10i128.pow((self.exp - target).max(0) as u32);

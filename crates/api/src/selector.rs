@@ -98,11 +98,7 @@ impl Requirement {
                 errs.push(status::invalid_value(&format!("values[{i}][{key}]"), &Value::String(v.clone()), &value_errs.join("; ")));
             }
         }
-        if errs.is_empty() {
-            Ok(Requirement { key: key.to_string(), operator, values })
-        } else {
-            Err(aggregate(errs.iter().map(StatusCause::line)))
-        }
+        if errs.is_empty() { Ok(Requirement { key: key.to_string(), operator, values }) } else { Err(aggregate(errs.iter().map(StatusCause::line))) }
     }
 
     pub fn key(&self) -> &str {
@@ -156,11 +152,7 @@ impl fmt::Display for Requirement {
         let set = matches!(self.operator, Operator::In | Operator::NotIn);
         let mut values = self.values.clone();
         values.sort();
-        if set {
-            write!(f, "({})", values.join(","))
-        } else {
-            f.write_str(&values.join(","))
-        }
+        if set { write!(f, "({})", values.join(",")) } else { f.write_str(&values.join(",")) }
     }
 }
 
@@ -574,11 +566,7 @@ impl<'a> Parser<'a> {
             return Ok(String::new());
         }
         let (tok, lit) = self.consume(Context::Values);
-        if tok == Token::Identifier {
-            Ok(lit.to_string())
-        } else {
-            Err(format!("found '{lit}', expected: identifier"))
-        }
+        if tok == Token::Identifier { Ok(lit.to_string()) } else { Err(format!("found '{lit}', expected: identifier")) }
     }
 }
 
@@ -643,11 +631,8 @@ impl FieldSelector {
 
 impl fmt::Display for FieldSelector {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let parts: Vec<String> = self
-            .terms
-            .iter()
-            .map(|t| format!("{}{}{}", t.field, if t.negated { "!=" } else { "=" }, escape_value(&t.value)))
-            .collect();
+        let parts: Vec<String> =
+            self.terms.iter().map(|t| format!("{}{}{}", t.field, if t.negated { "!=" } else { "=" }, escape_value(&t.value))).collect();
         f.write_str(&parts.join(","))
     }
 }
@@ -773,10 +758,7 @@ mod tests {
     #[test]
     fn label_selector_parse_errors() {
         let cases: Vec<(&str, String)> = vec![
-            (
-                "x=a||y=b",
-                format!("unable to parse requirement: values[0][x]: Invalid value: \"a||y\": {LABEL_VALUE_ERR}"),
-            ),
+            ("x=a||y=b", format!("unable to parse requirement: values[0][x]: Invalid value: \"a||y\": {LABEL_VALUE_ERR}")),
             ("x==a==b", "found '==', expected: ',' or 'end of string'".into()),
             ("x=a,", "found '', expected: identifier after ','".into()),
             ("x,,y", "found ',', expected: identifier after ','".into()),
@@ -793,19 +775,10 @@ mod tests {
             ("!=a", "found '!=', expected: !, identifier, or 'end of string'".into()),
             ("!,a", "unable to parse requirement: found ',', expected: identifier".into()),
             ("!x=a", "found '=', expected: ',' or 'end of string'".into()),
-            (
-                "app:monolith",
-                format!("unable to parse requirement: <nil>: Invalid value: \"app:monolith\": {NAME_PART_ERR}"),
-            ),
+            ("app:monolith", format!("unable to parse requirement: <nil>: Invalid value: \"app:monolith\": {NAME_PART_ERR}")),
             ("x=a b", "found 'b', expected: ',' or 'end of string'".into()),
-            (
-                "x=-a",
-                format!("unable to parse requirement: values[0][x]: Invalid value: \"-a\": {LABEL_VALUE_ERR}"),
-            ),
-            (
-                "x>a",
-                "unable to parse requirement: values[0]: Invalid value: \"a\": for 'Gt', 'Lt' operators, the value must be an integer".into(),
-            ),
+            ("x=-a", format!("unable to parse requirement: values[0][x]: Invalid value: \"-a\": {LABEL_VALUE_ERR}")),
+            ("x>a", "unable to parse requirement: values[0]: Invalid value: \"a\": for 'Gt', 'Lt' operators, the value must be an integer".into()),
             (
                 "x>-a",
                 format!(
@@ -885,14 +858,8 @@ mod tests {
                 json!({"matchExpressions": [{"key": "a", "operator": "Exists", "values": ["x"]}]}),
                 Err("values: Invalid value: [\"x\"]: values set must be empty for exists and does not exist".into()),
             ),
-            (
-                json!({"matchLabels": {"bad key": "v"}}),
-                Err(format!("key: Invalid value: \"bad key\": {NAME_PART_ERR}")),
-            ),
-            (
-                json!({"matchLabels": {"k": "bad value"}}),
-                Err(format!("values[0][k]: Invalid value: \"bad value\": {LABEL_VALUE_ERR}")),
-            ),
+            (json!({"matchLabels": {"bad key": "v"}}), Err(format!("key: Invalid value: \"bad key\": {NAME_PART_ERR}"))),
+            (json!({"matchLabels": {"k": "bad value"}}), Err(format!("values[0][k]: Invalid value: \"bad value\": {LABEL_VALUE_ERR}"))),
             (
                 json!({"matchExpressions": [{"key": "", "operator": "In"}]}),
                 Err(format!(
@@ -952,10 +919,7 @@ mod tests {
             ("metadata.name==x", Ok(vec![("metadata.name", "x", false)])),
             ("metadata.name!=x", Ok(vec![("metadata.name", "x", true)])),
             ("metadata.name=", Ok(vec![("metadata.name", "", false)])),
-            (
-                "status.phase=Running,spec.nodeName=n1",
-                Ok(vec![("spec.nodeName", "n1", false), ("status.phase", "Running", false)]),
-            ),
+            ("status.phase=Running,spec.nodeName=n1", Ok(vec![("spec.nodeName", "n1", false), ("status.phase", "Running", false)])),
             ("a=b,,c=d", Ok(vec![("a", "b", false), ("c", "d", false)])),
             (r"a=x\,y\=z\\", Ok(vec![("a", r"x,y=z\", false)])),
             (r"a=x\,y,b=1", Ok(vec![("a", "x,y", false), ("b", "1", false)])),
@@ -967,12 +931,9 @@ mod tests {
             (r"a=b\", Err(r"invalid field selector: invalid escape sequence: \")),
         ];
         for (input, want) in cases {
-            let got = FieldSelector::parse(input).map(|s| {
-                s.terms().iter().map(|t| (t.field.clone(), t.value.clone(), t.negated)).collect::<Vec<_>>()
-            });
-            let want = want
-                .map(|ts| ts.into_iter().map(|(f, v, n)| (f.to_string(), v.to_string(), n)).collect::<Vec<_>>())
-                .map_err(str::to_string);
+            let got =
+                FieldSelector::parse(input).map(|s| s.terms().iter().map(|t| (t.field.clone(), t.value.clone(), t.negated)).collect::<Vec<_>>());
+            let want = want.map(|ts| ts.into_iter().map(|(f, v, n)| (f.to_string(), v.to_string(), n)).collect::<Vec<_>>()).map_err(str::to_string);
             assert_eq!(got, want, "input {input:?}");
         }
     }
@@ -1012,7 +973,12 @@ mod tests {
     fn requirement_construction() {
         let cases: Vec<(&str, Operator, Vec<&str>, Result<(), String>)> = vec![
             ("a", Operator::In, vec!["x"], Ok(())),
-            ("a", Operator::Equals, vec!["x", "y"], Err("values: Invalid value: [\"x\",\"y\"]: exact-match compatibility requires one single value".into())),
+            (
+                "a",
+                Operator::Equals,
+                vec!["x", "y"],
+                Err("values: Invalid value: [\"x\",\"y\"]: exact-match compatibility requires one single value".into()),
+            ),
             ("a", Operator::GreaterThan, vec![], Err("values: Invalid value: null: for 'Gt', 'Lt' operators, exactly one value is required".into())),
             ("a", Operator::LessThan, vec!["7"], Ok(())),
         ];

@@ -291,12 +291,12 @@ pub struct AccessAttributes<'a> {
 
 impl ApiError {
     /// The message of a 409 Conflict when the resourceVersion did not match.
-    pub const OPTIMISTIC_LOCK_MSG: &'static str =
-        "the object has been modified; please apply your changes to the latest version and try again";
+    pub const OPTIMISTIC_LOCK_MSG: &'static str = "the object has been modified; please apply your changes to the latest version and try again";
     /// A list or watch asked for a resourceVersion that was compacted away.
     pub const EXPIRED_LIST_MSG: &'static str = "The resourceVersion for the provided list is too old.";
     /// A continue token points at a compacted revision.
-    pub const CONTINUE_EXPIRED_MSG: &'static str = "The provided continue parameter is too old to display a consistent list result. You can start a new list without the continue parameter.";
+    pub const CONTINUE_EXPIRED_MSG: &'static str =
+        "The provided continue parameter is too old to display a consistent list result. You can start a new list without the continue parameter.";
     /// A continue token points at a compacted revision, and the response
     /// carries a fresh token for an inconsistent continuation.
     pub const INCONSISTENT_CONTINUE_MSG: &'static str = "The provided continue parameter is too old to display a consistent list result. You can start a new list without the continue parameter, or use the continue token in this response to retrieve the remainder of the results. Continuing with the provided token results in an inconsistent list - objects that were created, modified, or deleted between the time the first chunk was returned and now may show up in the list.";
@@ -378,11 +378,7 @@ impl ApiError {
 
     pub fn invalid(group: &str, kind: &str, name: &str, causes: Vec<StatusCause>) -> Self {
         let head = format!("{} {} is invalid", qualified(kind, group), go_quote(name));
-        let msg = if causes.is_empty() {
-            head
-        } else {
-            format!("{head}: {}", aggregate(causes.iter().map(StatusCause::line)))
-        };
+        let msg = if causes.is_empty() { head } else { format!("{head}: {}", aggregate(causes.iter().map(StatusCause::line))) };
         let mut d = details(name, group, kind);
         d["causes"] = serde_json::to_value(&causes).unwrap_or_else(|_| json!([]));
         Self::new(422, "Invalid", msg, Some(d))
@@ -448,11 +444,8 @@ impl ApiError {
             if !a.subresource.is_empty() {
                 resource = format!("{resource}/{}", a.subresource);
             }
-            let scope = if a.namespace.is_empty() {
-                "at the cluster scope".to_string()
-            } else {
-                format!("in the namespace {}", go_quote(a.namespace))
-            };
+            let scope =
+                if a.namespace.is_empty() { "at the cluster scope".to_string() } else { format!("in the namespace {}", go_quote(a.namespace)) };
             format!("User {who} cannot {} resource {} in API group {} {scope}", a.verb, go_quote(&resource), go_quote(a.group))
         };
         // Upstream keeps the message from looking like HTML.
@@ -470,10 +463,7 @@ impl ApiError {
 
     /// 415 for a body whose content type the server cannot decode.
     pub fn unsupported_media_type(accepted: &[&str]) -> Self {
-        let msg = format!(
-            "the body of the request was in an unknown format - accepted media types include: {}",
-            accepted.join(", ")
-        );
+        let msg = format!("the body of the request was in an unknown format - accepted media types include: {}", accepted.join(", "));
         Self::new(415, "UnsupportedMediaType", msg, None)
     }
 
@@ -530,11 +520,7 @@ impl ApiError {
 
     /// The causes carried in `details`, if any.
     pub fn causes(&self) -> Vec<StatusCause> {
-        self.details
-            .as_ref()
-            .and_then(|d| d.get("causes"))
-            .and_then(|c| serde_json::from_value(c.clone()).ok())
-            .unwrap_or_default()
+        self.details.as_ref().and_then(|d| d.get("causes")).and_then(|c| serde_json::from_value(c.clone()).ok()).unwrap_or_default()
     }
 }
 
@@ -566,7 +552,12 @@ mod tests {
                 "Required value: name or generateName is required",
             ),
             (invalid_value("metadata.name", &json!("abc"), "bad"), "FieldValueInvalid", "metadata.name", r#"Invalid value: "abc": bad"#),
-            (invalid_value("spec.replicas", &json!(-1), "must be greater than or equal to 0"), "FieldValueInvalid", "spec.replicas", "Invalid value: -1: must be greater than or equal to 0"),
+            (
+                invalid_value("spec.replicas", &json!(-1), "must be greater than or equal to 0"),
+                "FieldValueInvalid",
+                "spec.replicas",
+                "Invalid value: -1: must be greater than or equal to 0",
+            ),
             (invalid_value("x", &json!(1.5), "d"), "FieldValueInvalid", "x", "Invalid value: 1.5: d"),
             (invalid_value("x", &json!(true), "d"), "FieldValueInvalid", "x", "Invalid value: true: d"),
             (invalid_value("x", &Value::Null, "d"), "FieldValueInvalid", "x", "Invalid value: null: d"),
@@ -582,7 +573,12 @@ mod tests {
             (not_supported("f", &json!("x"), &[]), "FieldValueNotSupported", "f", r#"Unsupported value: "x""#),
             (duplicate("spec.ports[1].name", &json!("http")), "FieldValueDuplicate", "spec.ports[1].name", r#"Duplicate value: "http""#),
             (field_not_found("f", &json!("x")), "FieldValueNotFound", "f", r#"Not found: "x""#),
-            (forbidden("metadata.namespace", "not allowed on this type"), "FieldValueForbidden", "metadata.namespace", "Forbidden: not allowed on this type"),
+            (
+                forbidden("metadata.namespace", "not allowed on this type"),
+                "FieldValueForbidden",
+                "metadata.namespace",
+                "Forbidden: not allowed on this type",
+            ),
             (too_long("metadata.annotations", 262144), "FieldValueTooLong", "metadata.annotations", "Too long: may not be more than 262144 bytes"),
             (too_long("f", 1), "FieldValueTooLong", "f", "Too long: may not be more than 1 byte"),
             (too_many("f", Some(5), 3), "FieldValueTooMany", "f", "Too many: 5: must have at most 3 items"),
@@ -623,12 +619,8 @@ mod tests {
 
     #[test]
     fn aggregates_like_upstream() {
-        let cases: Vec<(Vec<&str>, &str)> = vec![
-            (vec!["a"], "a"),
-            (vec!["a", "b"], "[a, b]"),
-            (vec!["a", "a"], "a"),
-            (vec!["a", "b", "a"], "[a, b]"),
-        ];
+        let cases: Vec<(Vec<&str>, &str)> =
+            vec![(vec!["a"], "a"), (vec!["a", "b"], "[a, b]"), (vec!["a", "a"], "a"), (vec!["a", "b", "a"], "[a, b]")];
         for (lines, want) in cases {
             assert_eq!(aggregate(lines.into_iter().map(String::from)), want);
         }
@@ -647,7 +639,13 @@ mod tests {
             ),
             (ApiError::not_found("", "namespaces", ""), 404, "NotFound", r#"namespaces "" not found"#, Some(json!({"kind": "namespaces"}))),
             (ApiError::not_found_path(), 404, "NotFound", "the server could not find the requested resource", Some(json!({}))),
-            (ApiError::already_exists("", "pods", "x"), 409, "AlreadyExists", r#"pods "x" already exists"#, Some(json!({"name": "x", "kind": "pods"}))),
+            (
+                ApiError::already_exists("", "pods", "x"),
+                409,
+                "AlreadyExists",
+                r#"pods "x" already exists"#,
+                Some(json!({"name": "x", "kind": "pods"})),
+            ),
             (
                 ApiError::generate_name_conflict("", "pods", "x-abcde", 1),
                 409,
@@ -689,7 +687,13 @@ mod tests {
                 r#"pods "x" is forbidden: nope"#,
                 Some(json!({"name": "x", "kind": "pods"})),
             ),
-            (ApiError::forbidden("apps", "deployments", "", "nope"), 403, "Forbidden", "deployments.apps is forbidden: nope", Some(json!({"group": "apps", "kind": "deployments"}))),
+            (
+                ApiError::forbidden("apps", "deployments", "", "nope"),
+                403,
+                "Forbidden",
+                "deployments.apps is forbidden: nope",
+                Some(json!({"group": "apps", "kind": "deployments"})),
+            ),
             (ApiError::forbidden("", "", "", "nope"), 403, "Forbidden", "forbidden: nope", Some(json!({}))),
             (ApiError::too_large("limit is 3145728"), 413, "RequestEntityTooLarge", "Request entity too large: limit is 3145728", None),
             (
@@ -707,7 +711,13 @@ mod tests {
                 None,
             ),
             (ApiError::internal("boom"), 500, "InternalError", "Internal error occurred: boom", Some(json!({"causes": [{"message": "boom"}]}))),
-            (ApiError::timeout("request did not complete within 60s"), 504, "Timeout", "Timeout: request did not complete within 60s", Some(json!({}))),
+            (
+                ApiError::timeout("request did not complete within 60s"),
+                504,
+                "Timeout",
+                "Timeout: request did not complete within 60s",
+                Some(json!({})),
+            ),
             (ApiError::too_many_requests("slow down", 1), 429, "TooManyRequests", "slow down", Some(json!({"retryAfterSeconds": 1}))),
             (ApiError::service_unavailable("later"), 503, "ServiceUnavailable", "later", None),
         ];
@@ -806,10 +816,7 @@ mod tests {
             serde_json::to_string(&status_success(Some(json!({"name": "x", "kind": "pods"})))).unwrap(),
             r#"{"kind":"Status","apiVersion":"v1","metadata":{},"status":"Success","details":{"name":"x","kind":"pods"}}"#
         );
-        assert_eq!(
-            serde_json::to_string(&status_success(None)).unwrap(),
-            r#"{"kind":"Status","apiVersion":"v1","metadata":{},"status":"Success"}"#
-        );
+        assert_eq!(serde_json::to_string(&status_success(None)).unwrap(), r#"{"kind":"Status","apiVersion":"v1","metadata":{},"status":"Success"}"#);
     }
 
     #[test]

@@ -25,7 +25,8 @@ pub const FIELD_IMMUTABLE_MSG: &str = "field is immutable";
 pub const IS_NEGATIVE_MSG: &str = "must be greater than or equal to 0";
 
 const DNS1123_LABEL_FMT: &str = "[a-z0-9]([-a-z0-9]*[a-z0-9])?";
-const DNS1123_LABEL_MSG: &str = "a lowercase RFC 1123 label must consist of lower case alphanumeric characters or '-', and must start and end with an alphanumeric character";
+const DNS1123_LABEL_MSG: &str =
+    "a lowercase RFC 1123 label must consist of lower case alphanumeric characters or '-', and must start and end with an alphanumeric character";
 const DNS1123_SUBDOMAIN_FMT: &str = "[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*";
 const DNS1123_SUBDOMAIN_MSG: &str = "a lowercase RFC 1123 subdomain must consist of lower case alphanumeric characters, '-' or '.', and must start and end with an alphanumeric character";
 const DNS1035_LABEL_FMT: &str = "[a-z]([-a-z0-9]*[a-z0-9])?";
@@ -64,10 +65,7 @@ fn is_lower_alnum(b: u8) -> bool {
 /// `[a-z0-9]([-a-z0-9]*[a-z0-9])?` without a length limit.
 fn matches_dns1123_label(v: &str) -> bool {
     let b = v.as_bytes();
-    !b.is_empty()
-        && is_lower_alnum(b[0])
-        && is_lower_alnum(b[b.len() - 1])
-        && b.iter().all(|&c| is_lower_alnum(c) || c == b'-')
+    !b.is_empty() && is_lower_alnum(b[0]) && is_lower_alnum(b[b.len() - 1]) && b.iter().all(|&c| is_lower_alnum(c) || c == b'-')
 }
 
 fn matches_dns1123_subdomain(v: &str) -> bool {
@@ -218,9 +216,7 @@ pub fn validate_annotations(annotations: Option<&Map<String, Value>>, field: &st
     let mut out = Vec::new();
     let mut total = 0usize;
     for (k, v) in annotations.into_iter().flatten() {
-        out.extend(
-            is_qualified_name(&k.to_lowercase()).iter().map(|m| status::invalid_value(field, &Value::String(k.clone()), m)),
-        );
+        out.extend(is_qualified_name(&k.to_lowercase()).iter().map(|m| status::invalid_value(field, &Value::String(k.clone()), m)));
         total += k.len() + v.as_str().map_or(0, str::len);
     }
     if total > TOTAL_ANNOTATION_SIZE_LIMIT {
@@ -287,11 +283,7 @@ pub fn validate_finalizers(finalizers: Option<&Vec<Value>>, field: &str) -> Vec<
     }
     let has = |name: &str| list.iter().any(|f| f.as_str() == Some(name));
     if has("orphan") && has("foregroundDeletion") {
-        out.push(status::invalid_value(
-            field,
-            &Value::Array(list.clone()),
-            "finalizer orphan and foregroundDeletion cannot be both set",
-        ));
+        out.push(status::invalid_value(field, &Value::Array(list.clone()), "finalizer orphan and foregroundDeletion cannot be both set"));
     }
     out
 }
@@ -344,12 +336,7 @@ pub fn validate_field_manager(manager: &str, field: &str) -> Vec<StatusCause> {
 /// fills it in) and `generateName` itself is checked; on update neither
 /// applies. Namespaced kinds need a namespace that is a DNS label;
 /// cluster-scoped kinds may not have one.
-pub fn validate_object_meta(
-    meta: &Value,
-    namespaced: bool,
-    name_check: fn(&str) -> Vec<String>,
-    is_create: bool,
-) -> Vec<StatusCause> {
+pub fn validate_object_meta(meta: &Value, namespaced: bool, name_check: fn(&str) -> Vec<String>, is_create: bool) -> Vec<StatusCause> {
     let empty = Map::new();
     let m = meta.as_object().unwrap_or(&empty);
     let mut out = Vec::new();
@@ -412,14 +399,8 @@ pub fn validate_object_meta_update(new_meta: &Value, old_meta: &Value, namespace
     let deleting = old.get("deletionTimestamp").is_some_and(|v| !v.is_null());
     if deleting {
         let old_f: Vec<&str> = old.get("finalizers").and_then(Value::as_array).into_iter().flatten().filter_map(Value::as_str).collect();
-        let mut added: Vec<&str> = new
-            .get("finalizers")
-            .and_then(Value::as_array)
-            .into_iter()
-            .flatten()
-            .filter_map(Value::as_str)
-            .filter(|f| !old_f.contains(f))
-            .collect();
+        let mut added: Vec<&str> =
+            new.get("finalizers").and_then(Value::as_array).into_iter().flatten().filter_map(Value::as_str).filter(|f| !old_f.contains(f)).collect();
         added.sort_unstable();
         added.dedup();
         if !added.is_empty() {
@@ -639,11 +620,7 @@ mod tests {
                 vec![format!("{inv}|metadata.generateName: Invalid value: \"Bad-\": {SUBDOMAIN_ERR}")],
             ),
             (json!({"name": "ok"}), true, vec!["FieldValueRequired|metadata.namespace: Required value".into()]),
-            (
-                json!({"name": "ok", "namespace": "Bad"}),
-                true,
-                vec![format!("{inv}|metadata.namespace: Invalid value: \"Bad\": {LABEL_ERR}")],
-            ),
+            (json!({"name": "ok", "namespace": "Bad"}), true, vec![format!("{inv}|metadata.namespace: Invalid value: \"Bad\": {LABEL_ERR}")]),
             (
                 json!({"name": "ok", "namespace": "default"}),
                 false,
@@ -666,7 +643,9 @@ mod tests {
             (
                 json!({"name": "ok", "annotations": {"a/b/c": "v"}}),
                 false,
-                vec![format!("{inv}|metadata.annotations: Invalid value: \"a/b/c\": a valid label key must consist of alphanumeric characters, '-', '_' or '.', and must start and end with an alphanumeric character (e.g. 'MyName',  or 'my.name',  or '123-abc', regex used for validation is '([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9]') with an optional DNS subdomain prefix and '/' (e.g. 'example.com/MyName')")],
+                vec![format!(
+                    "{inv}|metadata.annotations: Invalid value: \"a/b/c\": a valid label key must consist of alphanumeric characters, '-', '_' or '.', and must start and end with an alphanumeric character (e.g. 'MyName',  or 'my.name',  or '123-abc', regex used for validation is '([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9]') with an optional DNS subdomain prefix and '/' (e.g. 'example.com/MyName')"
+                )],
             ),
             (
                 json!({"name": "ok", "annotations": {"big": "x".repeat(262_142)}}),
@@ -684,11 +663,7 @@ mod tests {
                     format!("{inv}|metadata.ownerReferences.uid: Invalid value: \"\": must not be empty"),
                 ],
             ),
-            (
-                json!({"name": "ok", "ownerReferences": [{"apiVersion": "apps/v1", "kind": "ReplicaSet", "name": "rs", "uid": "u1"}]}),
-                false,
-                vec![],
-            ),
+            (json!({"name": "ok", "ownerReferences": [{"apiVersion": "apps/v1", "kind": "ReplicaSet", "name": "rs", "uid": "u1"}]}), false, vec![]),
             (
                 json!({"name": "ok", "ownerReferences": [{"apiVersion": "a/b/c", "kind": "K", "name": "n", "uid": "u"}]}),
                 false,
@@ -720,7 +695,9 @@ mod tests {
             (
                 json!({"name": "ok", "finalizers": ["orphan", "foregroundDeletion"]}),
                 false,
-                vec![format!("{inv}|metadata.finalizers: Invalid value: [\"orphan\",\"foregroundDeletion\"]: finalizer orphan and foregroundDeletion cannot be both set")],
+                vec![format!(
+                    "{inv}|metadata.finalizers: Invalid value: [\"orphan\",\"foregroundDeletion\"]: finalizer orphan and foregroundDeletion cannot be both set"
+                )],
             ),
             (
                 json!({"name": "ok", "managedFields": [{"manager": "kubectl", "operation": "Patch", "fieldsType": "FieldsV2"}]}),

@@ -92,10 +92,7 @@ pub struct Subscription {
 impl ResourceCache {
     fn new(floor: Revision) -> Self {
         let (tx, _) = broadcast::channel(FANOUT_BUFFER);
-        ResourceCache {
-            state: RwLock::new(State { objects: BTreeMap::new(), history: VecDeque::new(), floor, last: floor }),
-            tx,
-        }
+        ResourceCache { state: RwLock::new(State { objects: BTreeMap::new(), history: VecDeque::new(), floor, last: floor }), tx }
     }
 
     /// The objects under `prefix` (a key prefix inside this resource), and the
@@ -197,9 +194,10 @@ impl ResourceCache {
         };
         st.last = ev.obj.rev;
         if st.history.len() >= HISTORY
-            && let Some(old) = st.history.pop_front() {
-                st.floor = old.obj.rev;
-            }
+            && let Some(old) = st.history.pop_front()
+        {
+            st.floor = old.obj.rev;
+        }
         st.history.push_back(ev.clone());
         let _ = self.tx.send(ev);
     }

@@ -102,7 +102,9 @@ async fn sync(srv: &ApiServer, cleaning: &Arc<Mutex<HashSet<String>>>) {
     // Names already accepted keep their owner: established CRDs go first,
     // then the rest oldest first.
     let established = |v: &Value| {
-        v.pointer("/status/conditions").and_then(Value::as_array).is_some_and(|c| c.iter().any(|c| c["type"] == "Established" && c["status"] == "True"))
+        v.pointer("/status/conditions")
+            .and_then(Value::as_array)
+            .is_some_and(|c| c.iter().any(|c| c["type"] == "Established" && c["status"] == "True"))
     };
     crds.sort_by_cached_key(|v| {
         let ts = v.pointer("/metadata/creationTimestamp").and_then(Value::as_str).unwrap_or("").to_string();
@@ -142,10 +144,10 @@ async fn sync(srv: &ApiServer, cleaning: &Arc<Mutex<HashSet<String>>>) {
         status["conditions"] = Value::Array(conds);
         let mut stored: Vec<String> =
             status.get("storedVersions").and_then(Value::as_array).into_iter().flatten().filter_map(Value::as_str).map(str::to_string).collect();
-        if let Some(v) = schema::crd::storage_version(crd) {
-            if !stored.contains(&v) {
-                stored.push(v);
-            }
+        if let Some(v) = schema::crd::storage_version(crd)
+            && !stored.contains(&v)
+        {
+            stored.push(v);
         }
         status["storedVersions"] = json!(stored);
         let name = crd["metadata"]["name"].as_str().unwrap_or("").to_string();
@@ -166,10 +168,10 @@ async fn sync(srv: &ApiServer, cleaning: &Arc<Mutex<HashSet<String>>>) {
             Ok(new)
         })
         .await;
-        if let Err(e) = r {
-            if e.code != 404 {
-                tracing::warn!(crd = %name, "updating the status of a CustomResourceDefinition: {}", e.message);
-            }
+        if let Err(e) = r
+            && e.code != 404
+        {
+            tracing::warn!(crd = %name, "updating the status of a CustomResourceDefinition: {}", e.message);
         }
     }
 }
@@ -219,10 +221,10 @@ async fn cleanup(srv: ApiServer, crd: Value, cleaning: Arc<Mutex<HashSet<String>
             Ok(new)
         })
         .await;
-        if let Err(e) = r {
-            if e.code != 404 {
-                tracing::warn!(crd = %name, "releasing the cleanup finalizer: {}", e.message);
-            }
+        if let Err(e) = r
+            && e.code != 404
+        {
+            tracing::warn!(crd = %name, "releasing the cleanup finalizer: {}", e.message);
         }
     }
     cleaning.lock().unwrap().remove(&name);

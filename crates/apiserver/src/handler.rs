@@ -36,8 +36,7 @@ const ACCEPTED: [&str; 3] = ["application/json", "application/yaml", "applicatio
 const CONSUMED: [&str; 3] = ["application/json", "application/yaml", "application/vnd.kubernetes.protobuf"];
 /// Kinds without a Go type (custom resources) take every patch but strategic merge.
 const SMP_UNSUPPORTED: [&str; 2] = ["application/json-patch+json", "application/merge-patch+json"];
-const PATCH_TYPES: [&str; 4] =
-    ["application/json-patch+json", "application/merge-patch+json", "application/strategic-merge-patch+json", APPLY_PATCH];
+const PATCH_TYPES: [&str; 4] = ["application/json-patch+json", "application/merge-patch+json", "application/strategic-merge-patch+json", APPLY_PATCH];
 const APPLY_PATCH: &str = "application/apply-patch+yaml";
 
 /// The storage of CustomResourceDefinitions.
@@ -93,7 +92,19 @@ where
     let content_type = req.headers().get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("").to_string();
     let user_agent = req.headers().get(header::USER_AGENT).and_then(|v| v.to_str().ok()).unwrap_or("").to_string();
     let apply = info.verb == "patch" && content_type.starts_with(APPLY_PATCH);
-    let ctx = Ctx { srv: srv.clone(), def, info, query, user, format, shared_storage, warnings: Default::default(), duplicates: Default::default(), user_agent, apply };
+    let ctx = Ctx {
+        srv: srv.clone(),
+        def,
+        info,
+        query,
+        user,
+        format,
+        shared_storage,
+        warnings: Default::default(),
+        duplicates: Default::default(),
+        user_agent,
+        apply,
+    };
     if !ctx.info.subresource.is_empty() && ctx.def.subresource(&ctx.info.subresource).is_none() {
         return Err(ApiError::not_found_path());
     }
@@ -123,27 +134,27 @@ impl Ctx {
         B: http_body::Body<Data = Bytes> + Send + 'static,
         B::Error: Into<BoxError>,
     {
-    let ctx = self;
-    let content_type = content_type.to_string();
-    match verb {
-        "get" => ctx.get().await,
-        "list" => ctx.list().await,
-        "watch" => ctx.watch().await,
-        "create" | "update" | "patch" => {
-            let body = read_body(req.into_body()).await?;
-            match verb {
-                "create" => ctx.create(&content_type, body).await,
-                "update" => ctx.update(&content_type, body).await,
-                _ => ctx.patch(&content_type, body).await,
+        let ctx = self;
+        let content_type = content_type.to_string();
+        match verb {
+            "get" => ctx.get().await,
+            "list" => ctx.list().await,
+            "watch" => ctx.watch().await,
+            "create" | "update" | "patch" => {
+                let body = read_body(req.into_body()).await?;
+                match verb {
+                    "create" => ctx.create(&content_type, body).await,
+                    "update" => ctx.update(&content_type, body).await,
+                    _ => ctx.patch(&content_type, body).await,
+                }
             }
+            "delete" | "deletecollection" => {
+                let body = read_body(req.into_body()).await?;
+                let opts = DeleteOptions::parse(&ctx.query, &content_type, &body)?;
+                if verb == "delete" { ctx.delete(opts).await } else { ctx.delete_collection(opts).await }
+            }
+            _ => Err(ApiError::method_not_supported(&ctx.def.group, &ctx.def.plural, verb)),
         }
-        "delete" | "deletecollection" => {
-            let body = read_body(req.into_body()).await?;
-            let opts = DeleteOptions::parse(&ctx.query, &content_type, &body)?;
-            if verb == "delete" { ctx.delete(opts).await } else { ctx.delete_collection(opts).await }
-        }
-        _ => Err(ApiError::method_not_supported(&ctx.def.group, &ctx.def.plural, verb)),
-    }
     }
 }
 
@@ -271,9 +282,7 @@ fn blocking_finalizers(def: &ResourceDef, obj: &Value) -> bool {
     if !finalizers(obj).is_empty() {
         return true;
     }
-    def.group.is_empty()
-        && def.kind == "Namespace"
-        && obj.pointer("/spec/finalizers").and_then(Value::as_array).is_some_and(|a| !a.is_empty())
+    def.group.is_empty() && def.kind == "Namespace" && obj.pointer("/spec/finalizers").and_then(Value::as_array).is_some_and(|a| !a.is_empty())
 }
 
 /// A random suffix for generateName, from upstream's alphabet (no vowels, no
@@ -330,11 +339,12 @@ impl DeleteOptions {
             o.propagation.get_or_insert_with(|| "Orphan".into());
         }
         if let Some(p) = &o.propagation
-            && !matches!(p.as_str(), "Orphan" | "Background" | "Foreground") {
-                return Err(ApiError::bad_request(format!(
-                    "propagationPolicy: Unsupported value: \"{p}\": supported values: \"Foreground\", \"Background\", \"Orphan\""
-                )));
-            }
+            && !matches!(p.as_str(), "Orphan" | "Background" | "Foreground")
+        {
+            return Err(ApiError::bad_request(format!(
+                "propagationPolicy: Unsupported value: \"{p}\": supported values: \"Foreground\", \"Background\", \"Orphan\""
+            )));
+        }
         o.dry_run |= q.get("dryRun").is_some_and(|d| d == "All");
         Ok(o)
     }
@@ -566,9 +576,10 @@ impl Ctx {
             revision = Some(read_rev);
             for kv in &page.kvs {
                 if let Some(c) = cached_from_kv(kv)
-                    && filter.matches(&c) {
-                        items.push(self.served_bytes(&c));
-                    }
+                    && filter.matches(&c)
+                {
+                    items.push(self.served_bytes(&c));
+                }
             }
             remaining = page.remaining;
             if let Some(kv) = page.kvs.last() {
@@ -579,11 +590,7 @@ impl Ctx {
                 break;
             }
         }
-        let next = if remaining > 0 {
-            last_key.map(|k| encode_continue(read_rev, k.strip_prefix(&prefix).unwrap_or(&k)))
-        } else {
-            None
-        };
+        let next = if remaining > 0 { last_key.map(|k| encode_continue(read_rev, k.strip_prefix(&prefix).unwrap_or(&k))) } else { None };
         let remaining = (next.is_some() && filter.is_empty()).then_some(remaining);
         Ok((items, read_rev, next, remaining))
     }
@@ -600,7 +607,8 @@ impl Ctx {
             Format::Json | Format::Yaml => {
                 // The list is spliced from the items' cached encodings.
                 let mut out = Vec::with_capacity(64 + items.iter().map(|i| i.len() + 1).sum::<usize>());
-                let head = serde_json::to_string(&json!({"kind": self.list_kind(), "apiVersion": self.def.api_version(), "metadata": list_meta})).unwrap();
+                let head =
+                    serde_json::to_string(&json!({"kind": self.list_kind(), "apiVersion": self.def.api_version(), "metadata": list_meta})).unwrap();
                 // Drop only the object's closing brace; "items" follows inside it.
                 out.extend_from_slice(&head.as_bytes()[..head.len() - 1]);
                 out.extend_from_slice(b",\"items\":[");
@@ -730,7 +738,11 @@ impl Ctx {
         if let Some(c) = &self.def.custom {
             let crd = self.inner().cache.resource(CRDS).get(&format!("/registry/{CRDS}/{}", c.crd));
             if crd.is_some_and(|c| c.value().pointer("/metadata/deletionTimestamp").is_some()) {
-                return Err(ApiError::method_not_supported(&self.def.group, &self.def.plural, "create not allowed while custom resource definition is terminating; create"));
+                return Err(ApiError::method_not_supported(
+                    &self.def.group,
+                    &self.def.plural,
+                    "create not allowed while custom resource definition is terminating; create",
+                ));
             }
         }
         let m = meta_mut(&mut obj);
@@ -748,13 +760,14 @@ impl Ctx {
         }
         let name = m.get("name").and_then(Value::as_str).unwrap_or("").to_string();
         if name.is_empty()
-            && let Some(prefix) = m.get("generateName").and_then(Value::as_str).filter(|p| !p.is_empty()) {
-                let mut generated = prefix.to_string();
-                // Upstream truncates the prefix so that prefix + suffix fits 63 characters.
-                generated.truncate(58);
-                generated.push_str(&random_suffix());
-                m.insert("name".into(), json!(generated));
-            }
+            && let Some(prefix) = m.get("generateName").and_then(Value::as_str).filter(|p| !p.is_empty())
+        {
+            let mut generated = prefix.to_string();
+            // Upstream truncates the prefix so that prefix + suffix fits 63 characters.
+            generated.truncate(58);
+            generated.push_str(&random_suffix());
+            m.insert("name".into(), json!(generated));
+        }
         if m.get("resourceVersion").and_then(Value::as_str).is_some_and(|r| !r.is_empty()) {
             return Err(ApiError::bad_request("resourceVersion should not be set on objects to be created"));
         }
@@ -799,7 +812,9 @@ impl Ctx {
     fn manager_name(&self) -> Result<String> {
         let name = match self.query.get("fieldManager").filter(|m| !m.is_empty()) {
             Some(m) => m.clone(),
-            None if self.apply => return Err(ApiError::bad_request("PATCH, application/apply-patch+yaml: fieldManager is required for apply requests")),
+            None if self.apply => {
+                return Err(ApiError::bad_request("PATCH, application/apply-patch+yaml: fieldManager is required for apply requests"));
+            }
             None => {
                 let ua = self.user_agent.split('/').next().unwrap_or("").trim();
                 if ua.is_empty() { "unknown".to_string() } else { ua.chars().take(128).collect() }
@@ -855,7 +870,9 @@ impl Ctx {
             None | Some("") | Some("Warn") => Ok(FieldValidation::Warn),
             Some("Strict") => Ok(FieldValidation::Strict),
             Some("Ignore") => Ok(FieldValidation::Ignore),
-            Some(other) => Err(ApiError::bad_request(format!("invalid fieldValidation directive: {other}: supported values: \"Ignore\", \"Warn\", \"Strict\""))),
+            Some(other) => {
+                Err(ApiError::bad_request(format!("invalid fieldValidation directive: {other}: supported values: \"Ignore\", \"Warn\", \"Strict\"")))
+            }
         }
     }
 
@@ -870,7 +887,10 @@ impl Ctx {
             let mut unknown = Vec::new();
             schema::crd::prune(&c.schema, obj, &mut unknown);
             return self.report_unknown(unknown, |msg| {
-                ApiError::bad_request(format!("{} in version \"{}\" cannot be handled as a {}: {msg}", self.def.kind, self.def.version, self.def.kind))
+                ApiError::bad_request(format!(
+                    "{} in version \"{}\" cannot be handled as a {}: {msg}",
+                    self.def.kind, self.def.version, self.def.kind
+                ))
             });
         }
         let defs = schema::openapi::definitions();
@@ -929,7 +949,10 @@ impl Ctx {
                 map.insert("kind".into(), json!(want_kind));
             }
             Some(k) if k != want_kind && !(self.info.subresource == "status" && k == self.def.kind) => {
-                return Err(ApiError::bad_request(format!("{k} in version \"{}\" cannot be handled as a {want_kind}: the kind in the data does not match", self.def.version)));
+                return Err(ApiError::bad_request(format!(
+                    "{k} in version \"{}\" cannot be handled as a {want_kind}: the kind in the data does not match",
+                    self.def.version
+                )));
             }
             _ => {}
         }
@@ -971,7 +994,8 @@ impl Ctx {
                 None => return Err(ApiError::not_found("", "namespaces", ns)),
             },
         };
-        if v.pointer("/status/phase").and_then(Value::as_str) == Some("Terminating") || meta(&v).is_some_and(|m| m.contains_key("deletionTimestamp")) {
+        if v.pointer("/status/phase").and_then(Value::as_str) == Some("Terminating") || meta(&v).is_some_and(|m| m.contains_key("deletionTimestamp"))
+        {
             return Err(ApiError::forbidden(
                 &self.def.group,
                 &self.def.plural,
@@ -1062,10 +1086,9 @@ impl Ctx {
         let body_uid = nm.get("uid").and_then(Value::as_str).unwrap_or("").to_string();
         let cur_uid = cm.get("uid").and_then(Value::as_str).unwrap_or("");
         if !body_uid.is_empty() && body_uid != cur_uid {
-            return Err(self.conflict(
-                &self.info.name,
-                &format!("Precondition failed: UID in precondition: {body_uid}, UID in object meta: {cur_uid}"),
-            ));
+            return Err(
+                self.conflict(&self.info.name, &format!("Precondition failed: UID in precondition: {body_uid}, UID in object meta: {cur_uid}"))
+            );
         }
         for f in ["uid", "creationTimestamp", "deletionTimestamp", "deletionGracePeriodSeconds", "generation"] {
             match cm.get(f) {
@@ -1145,7 +1168,8 @@ impl Ctx {
         }
         let patch: Value = match mime.as_str() {
             "application/json-patch+json" | "application/merge-patch+json" | "application/strategic-merge-patch+json" => {
-                let (v, dups) = api::json::from_slice_with_duplicates(&body).map_err(|e| ApiError::bad_request(format!("error decoding patch: {e}")))?;
+                let (v, dups) =
+                    api::json::from_slice_with_duplicates(&body).map_err(|e| ApiError::bad_request(format!("error decoding patch: {e}")))?;
                 self.duplicates.lock().unwrap().extend(dups);
                 v
             }
@@ -1170,22 +1194,32 @@ impl Ctx {
                     let p: json_patch::Patch =
                         serde_json::from_value(patch.clone()).map_err(|e| ApiError::bad_request(format!("invalid json patch: {e}")))?;
                     json_patch::patch(&mut patched, &p).map_err(|e| {
-                        ApiError::invalid(&self.def.group, &self.def.kind, &self.info.name, vec![api::StatusCause {
-                            reason: "FieldValueInvalid".into(),
-                            message: format!("the JSON patch could not be applied: {e}"),
-                            field: String::new(),
-                        }])
+                        ApiError::invalid(
+                            &self.def.group,
+                            &self.def.kind,
+                            &self.info.name,
+                            vec![api::StatusCause {
+                                reason: "FieldValueInvalid".into(),
+                                message: format!("the JSON patch could not be applied: {e}"),
+                                field: String::new(),
+                            }],
+                        )
                     })?;
                 } else if mime == "application/strategic-merge-patch+json" {
                     let defs = schema::openapi::definitions();
                     let name = if sub == "scale" { Some(SCALE) } else { defs.name_of(&self.def.group, &self.def.version, &self.def.kind) };
                     let Some(name) = name else { return Err(ApiError::unsupported_media_type(&SMP_UNSUPPORTED)) };
                     patched = schema::smp::apply(defs, name, &base, &patch).map_err(|e| {
-                        ApiError::invalid(&self.def.group, &self.def.kind, &self.info.name, vec![api::StatusCause {
-                            reason: "FieldValueInvalid".into(),
-                            message: format!("Invalid value: \"{}\": {}", truncate(&patch.to_string(), 256), e.0),
-                            field: "patch".into(),
-                        }])
+                        ApiError::invalid(
+                            &self.def.group,
+                            &self.def.kind,
+                            &self.info.name,
+                            vec![api::StatusCause {
+                                reason: "FieldValueInvalid".into(),
+                                message: format!("Invalid value: \"{}\": {}", truncate(&patch.to_string(), 256), e.0),
+                                field: "patch".into(),
+                            }],
+                        )
                     })?;
                 } else {
                     json_patch::merge(&mut patched, &patch);
@@ -1218,8 +1252,7 @@ impl Ctx {
     /// unless `force=true`, and removing what the manager applied before but
     /// no longer does.
     async fn server_side_apply(&self, body: &[u8]) -> Result<Response<ResBody>> {
-        let mut applied: Value =
-            serde_yaml::from_slice(body).map_err(|e| ApiError::bad_request(format!("error decoding YAML: {e}")))?;
+        let mut applied: Value = serde_yaml::from_slice(body).map_err(|e| ApiError::bad_request(format!("error decoding YAML: {e}")))?;
         if !applied.is_object() {
             return Err(ApiError::bad_request("the apply configuration must be an object"));
         }
@@ -1291,19 +1324,20 @@ impl Ctx {
             let Some(kv) = self.inner().store.get(key).await.map_err(store_err)? else { return Err(not_found()) };
             let cur: Value = serde_json::from_slice(&kv.value).map_err(|e| ApiError::internal(e.to_string()))?;
             if let Some(uid) = &opts.uid
-                && uid != meta_str(&cur, "uid") {
-                    return Err(self.conflict(
-                        name,
-                        &format!("Precondition failed: UID in precondition: {uid}, UID in object meta: {}", meta_str(&cur, "uid")),
-                    ));
-                }
+                && uid != meta_str(&cur, "uid")
+            {
+                return Err(
+                    self.conflict(name, &format!("Precondition failed: UID in precondition: {uid}, UID in object meta: {}", meta_str(&cur, "uid")))
+                );
+            }
             if let Some(rv) = &opts.resource_version
-                && *rv != kv.mod_revision.to_string() {
-                    return Err(self.conflict(
-                        name,
-                        &format!("Precondition failed: ResourceVersion in precondition: {rv}, ResourceVersion in object meta: {}", kv.mod_revision),
-                    ));
-                }
+                && *rv != kv.mod_revision.to_string()
+            {
+                return Err(self.conflict(
+                    name,
+                    &format!("Precondition failed: ResourceVersion in precondition: {rv}, ResourceVersion in object meta: {}", kv.mod_revision),
+                ));
+            }
             let mut new = cur.clone();
             let m = meta_mut(&mut new);
             let mut fins = finalizers(&cur);
@@ -1312,10 +1346,10 @@ impl Ctx {
                 Some("Foreground") if !fins.iter().any(|f| f == "foregroundDeletion") => fins.push("foregroundDeletion".into()),
                 _ => {}
             }
-            if let Some(f) = schema::hooks::deletion_finalizer(&self.def).filter(|f| !fins.iter().any(|x| x == f)) {
-                if meta(&cur).is_none_or(|m| !m.contains_key("deletionTimestamp")) {
-                    fins.push(f.into());
-                }
+            if let Some(f) = schema::hooks::deletion_finalizer(&self.def).filter(|f| !fins.iter().any(|x| x == f))
+                && meta(&cur).is_none_or(|m| !m.contains_key("deletionTimestamp"))
+            {
+                fins.push(f.into());
             }
             let already = m.contains_key("deletionTimestamp");
             let namespace_pending = self.def.group.is_empty() && self.def.kind == "Namespace" && blocking_finalizers(&self.def, &cur);
@@ -1402,11 +1436,12 @@ impl Ctx {
     async fn bind_pod(&self, pod: &str, b: &Value) -> Result<Response<ResBody>> {
         let node = b.pointer("/target/name").and_then(Value::as_str).unwrap_or("").to_string();
         if node.is_empty() {
-            return Err(ApiError::invalid("", "Binding", pod, vec![api::StatusCause {
-                reason: "FieldValueRequired".into(),
-                message: "Required value".into(),
-                field: "target.name".into(),
-            }]));
+            return Err(ApiError::invalid(
+                "",
+                "Binding",
+                pod,
+                vec![api::StatusCause { reason: "FieldValueRequired".into(), message: "Required value".into(), field: "target.name".into() }],
+            ));
         }
         let key = format!("/registry/pods/{}/{}", self.info.namespace, pod);
         let pods = Ctx {
@@ -1482,11 +1517,12 @@ impl From<ApiError> for WriteError {
 }
 
 fn invalid_list_options(field: &str, msg: &str) -> ApiError {
-    ApiError::invalid("meta.k8s.io", "ListOptions", "", vec![api::StatusCause {
-        reason: "FieldValueForbidden".into(),
-        message: format!("Forbidden: {msg}"),
-        field: field.into(),
-    }])
+    ApiError::invalid(
+        "meta.k8s.io",
+        "ListOptions",
+        "",
+        vec![api::StatusCause { reason: "FieldValueForbidden".into(), message: format!("Forbidden: {msg}"), field: field.into() }],
+    )
 }
 
 fn with_rv(mut v: Value, rev: Revision) -> Value {
@@ -1514,10 +1550,7 @@ fn encode_stored(obj: &Value) -> Result<Bytes> {
 }
 
 fn parse_rv(rv: &str) -> Result<Revision> {
-    rv.parse::<Revision>()
-        .ok()
-        .filter(|r| *r >= 0)
-        .ok_or_else(|| ApiError::bad_request(format!("invalid resource version \"{rv}\"")))
+    rv.parse::<Revision>().ok().filter(|r| *r >= 0).ok_or_else(|| ApiError::bad_request(format!("invalid resource version \"{rv}\"")))
 }
 
 fn encode_continue(rev: Revision, start: &str) -> String {
@@ -1527,7 +1560,9 @@ fn encode_continue(rev: Revision, start: &str) -> String {
 
 fn decode_continue(token: &str) -> Result<(Revision, String)> {
     let bad = |why: &str| ApiError::bad_request(format!("continue key is not valid: {why}"));
-    let raw = base64::engine::general_purpose::URL_SAFE.decode(token).map_err(|_| bad("incorrect encoded start resourceVersion (version meta.k8s.io/v1)"))?;
+    let raw = base64::engine::general_purpose::URL_SAFE
+        .decode(token)
+        .map_err(|_| bad("incorrect encoded start resourceVersion (version meta.k8s.io/v1)"))?;
     let v: Value = serde_json::from_slice(&raw).map_err(|_| bad("incorrect encoded start resourceVersion (version meta.k8s.io/v1)"))?;
     if v["v"] != "meta.k8s.io/v1" {
         return Err(bad("server does not recognize this encoded version"));
@@ -1633,11 +1668,16 @@ fn scale_of(def: &ResourceDef, obj: &Value) -> Result<Value> {
 fn apply_scale(def: &ResourceDef, cur: &Value, scale: &Value) -> Result<Value> {
     let replicas = scale.pointer("/spec/replicas").and_then(Value::as_i64).unwrap_or(0);
     if replicas < 0 {
-        return Err(ApiError::invalid("autoscaling", "Scale", meta_str(cur, "name"), vec![api::StatusCause {
-            reason: "FieldValueInvalid".into(),
-            message: format!("Invalid value: {replicas}: must be greater than or equal to 0"),
-            field: "spec.replicas".into(),
-        }]));
+        return Err(ApiError::invalid(
+            "autoscaling",
+            "Scale",
+            meta_str(cur, "name"),
+            vec![api::StatusCause {
+                reason: "FieldValueInvalid".into(),
+                message: format!("Invalid value: {replicas}: must be greater than or equal to 0"),
+                field: "spec.replicas".into(),
+            }],
+        ));
     }
     let mut new = cur.clone();
     match def.custom.as_ref().and_then(|c| c.scale.as_ref()) {
@@ -1679,17 +1719,23 @@ struct Watcher {
 }
 
 impl Watcher {
-    async fn run(mut self, sub: crate::cache::Subscription, cache: Arc<crate::cache::WatchCache>, initial_end: bool, bookmarks: bool, timeout: Duration) {
+    async fn run(
+        mut self,
+        sub: crate::cache::Subscription,
+        cache: Arc<crate::cache::WatchCache>,
+        initial_end: bool,
+        bookmarks: bool,
+        timeout: Duration,
+    ) {
         let crate::cache::Subscription { initial, replay, rev, mut rx } = sub;
         for obj in initial {
             if self.filter.matches(&obj) && !self.send("ADDED", &obj).await {
                 return;
             }
         }
-        if initial_end
-            && !self.bookmark(rev, true).await {
-                return;
-            }
+        if initial_end && !self.bookmark(rev, true).await {
+            return;
+        }
         for ev in replay {
             if !self.event(&ev).await {
                 return;
@@ -1777,7 +1823,9 @@ impl Watcher {
             m["annotations"] = json!({"k8s.io/initial-events-end": "true"});
         }
         let (kind, av) = match self.format {
-            Format::Meta { v1beta1 } => ("PartialObjectMetadata".to_string(), if v1beta1 { "meta.k8s.io/v1beta1" } else { "meta.k8s.io/v1" }.to_string()),
+            Format::Meta { v1beta1 } => {
+                ("PartialObjectMetadata".to_string(), if v1beta1 { "meta.k8s.io/v1beta1" } else { "meta.k8s.io/v1" }.to_string())
+            }
             _ => (self.def.kind.clone(), self.def.api_version()),
         };
         let ev = json!({"type": "BOOKMARK", "object": {"kind": kind, "apiVersion": av, "metadata": m}});

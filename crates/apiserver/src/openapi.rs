@@ -88,7 +88,9 @@ pub fn serve(reg: &Registry, parts: &[&str], query: &HashMap<String, String>, he
         ["openapi", "v2"] => {
             // Only JSON is produced; protobuf-only clients get 406 and fall back.
             let accept = headers.get(header::ACCEPT).and_then(|v| v.to_str().ok()).unwrap_or("");
-            if !accept.is_empty() && !accept.split(',').any(|a| matches!(a.split(';').next().unwrap_or("").trim(), "application/json" | "*/*" | "application/*")) {
+            if !accept.is_empty()
+                && !accept.split(',').any(|a| matches!(a.split(';').next().unwrap_or("").trim(), "application/json" | "*/*" | "application/*"))
+            {
                 return Err(ApiError::not_acceptable(&["application/json"]));
             }
             Ok(response(&reg.openapi.v2(reg), headers, false))

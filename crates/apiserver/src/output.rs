@@ -20,9 +20,13 @@ pub enum Format {
     Json,
     Yaml,
     /// meta.k8s.io Table, v1 or v1beta1.
-    Table { v1beta1: bool },
+    Table {
+        v1beta1: bool,
+    },
     /// PartialObjectMetadata (or its List form for collections).
-    Meta { v1beta1: bool },
+    Meta {
+        v1beta1: bool,
+    },
 }
 
 /// Picks the first acceptable media type of an `Accept` header, as upstream's
@@ -134,7 +138,9 @@ impl IncludeObject {
             "" | "Metadata" => Ok(IncludeObject::Metadata),
             "None" => Ok(IncludeObject::None),
             "Object" => Ok(IncludeObject::Object),
-            other => Err(ApiError::bad_request(format!("includeObject: Unsupported value: \"{other}\": supported values: \"None\", \"Metadata\", \"Object\""))),
+            other => Err(ApiError::bad_request(format!(
+                "includeObject: Unsupported value: \"{other}\": supported values: \"None\", \"Metadata\", \"Object\""
+            ))),
         }
     }
 }
@@ -194,7 +200,10 @@ mod tests {
             (Some("application/json"), Some(Format::Json)),
             (Some("*/*"), Some(Format::Json)),
             (Some("application/yaml"), Some(Format::Yaml)),
-            (Some("application/json;as=Table;v=v1;g=meta.k8s.io,application/json;as=Table;v=v1beta1;g=meta.k8s.io,application/json"), Some(Format::Table { v1beta1: false })),
+            (
+                Some("application/json;as=Table;v=v1;g=meta.k8s.io,application/json;as=Table;v=v1beta1;g=meta.k8s.io,application/json"),
+                Some(Format::Table { v1beta1: false }),
+            ),
             (Some("application/json;as=Table;v=v1beta1;g=meta.k8s.io"), Some(Format::Table { v1beta1: true })),
             (Some("application/json;as=PartialObjectMetadataList;g=meta.k8s.io;v=v1"), Some(Format::Meta { v1beta1: false })),
             (Some("application/vnd.kubernetes.protobuf"), None),

@@ -84,12 +84,12 @@ pub fn parse(method: &Method, path: &str, watch_param: bool) -> RequestInfo {
         }
     }
     // /namespaces/{name}/status and /finalize address the namespace itself.
-    if (info.resource == "status" || info.resource == "finalize")
-        && !info.namespace.is_empty() && info.name.is_empty() && info.subresource.is_empty() {
-            info.subresource = std::mem::take(&mut info.resource);
-            info.resource = "namespaces".into();
-            info.name = std::mem::take(&mut info.namespace);
-        }
+    if (info.resource == "status" || info.resource == "finalize") && !info.namespace.is_empty() && info.name.is_empty() && info.subresource.is_empty()
+    {
+        info.subresource = std::mem::take(&mut info.resource);
+        info.resource = "namespaces".into();
+        info.name = std::mem::take(&mut info.namespace);
+    }
     info.verb = match *method {
         Method::POST => "create",
         Method::GET | Method::HEAD => {

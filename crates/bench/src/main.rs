@@ -61,7 +61,8 @@ fn tls_config(dir: &Path) -> Result<Arc<rustls::ClientConfig>> {
     for c in rustls_pemfile::certs(&mut std::fs::read(dir.join("ca.crt"))?.as_slice()) {
         roots.add(c?)?;
     }
-    let certs: Vec<CertificateDer<'static>> = rustls_pemfile::certs(&mut std::fs::read(dir.join("admin.crt"))?.as_slice()).collect::<Result<_, _>>()?;
+    let certs: Vec<CertificateDer<'static>> =
+        rustls_pemfile::certs(&mut std::fs::read(dir.join("admin.crt"))?.as_slice()).collect::<Result<_, _>>()?;
     let key: PrivateKeyDer<'static> = rustls_pemfile::private_key(&mut std::fs::read(dir.join("admin.key"))?.as_slice())?.context("admin.key")?;
     let mut cfg = rustls::ClientConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()?
@@ -190,10 +191,11 @@ async fn start(bin: &Path, dir: &Path, bind: &str) -> Result<(Server, Duration)>
         }
         if dir.join("admin.key").exists()
             && let Ok(tls) = tls_config(dir)
-                && let Ok(c) = Client::connect(bind, tls, 1).await
-                    && let Ok((StatusCode::OK, _)) = c.send(0, Method::GET, "/readyz", None).await {
-                        return Ok((server, t.elapsed()));
-                    }
+            && let Ok(c) = Client::connect(bind, tls, 1).await
+            && let Ok((StatusCode::OK, _)) = c.send(0, Method::GET, "/readyz", None).await
+        {
+            return Ok((server, t.elapsed()));
+        }
         tokio::time::sleep(Duration::from_millis(2)).await;
     }
 }
@@ -217,9 +219,12 @@ fn crd(plural: &str, group: &str) -> Bytes {
 /// CRDs: time from creating one to its first object stored, create
 /// throughput of objects checked by a CEL rule, and memory per installed CRD.
 async fn crds(client: &Client, pid: u32, ops: usize) -> Result<Value> {
-    let cr = |i: usize| Bytes::from(json!({"apiVersion": "bench.example.com/v1", "kind": "Item", "metadata": {"name": format!("i-{i}")}, "spec": {"min": 1, "max": 2, "note": "x"}}).to_string());
+    let cr = |i: usize| {
+        Bytes::from(json!({"apiVersion": "bench.example.com/v1", "kind": "Item", "metadata": {"name": format!("i-{i}")}, "spec": {"min": 1, "max": 2, "note": "x"}}).to_string())
+    };
     let t = Instant::now();
-    let (code, _) = client.send(0, Method::POST, "/apis/apiextensions.k8s.io/v1/customresourcedefinitions", Some(crd("items", "bench.example.com"))).await?;
+    let (code, _) =
+        client.send(0, Method::POST, "/apis/apiextensions.k8s.io/v1/customresourcedefinitions", Some(crd("items", "bench.example.com"))).await?;
     if !code.is_success() {
         bail!("creating the CRD: {code}");
     }
@@ -254,7 +259,9 @@ async fn crds(client: &Client, pid: u32, ops: usize) -> Result<Value> {
     let n = 200;
     let before = rss_kib(pid);
     for i in 0..n {
-        let (code, _) = client.send(i, Method::POST, "/apis/apiextensions.k8s.io/v1/customresourcedefinitions", Some(crd("things", &format!("g{i}.bench.example.com")))).await?;
+        let (code, _) = client
+            .send(i, Method::POST, "/apis/apiextensions.k8s.io/v1/customresourcedefinitions", Some(crd("things", &format!("g{i}.bench.example.com"))))
+            .await?;
         if !code.is_success() {
             bail!("creating CRD {i}: {code}");
         }
@@ -264,7 +271,10 @@ async fn crds(client: &Client, pid: u32, ops: usize) -> Result<Value> {
     loop {
         let (_, body) = client.send(0, Method::GET, "/apis", None).await?;
         let v: Value = serde_json::from_slice(&body)?;
-        let groups = v["groups"].as_array().map(|g| g.iter().filter(|g| g["name"].as_str().is_some_and(|n| n.ends_with(".bench.example.com") && n.starts_with('g'))).count()).unwrap_or(0);
+        let groups = v["groups"]
+            .as_array()
+            .map(|g| g.iter().filter(|g| g["name"].as_str().is_some_and(|n| n.ends_with(".bench.example.com") && n.starts_with('g'))).count())
+            .unwrap_or(0);
         if groups == n {
             break;
         }
@@ -280,7 +290,9 @@ async fn crds(client: &Client, pid: u32, ops: usize) -> Result<Value> {
     }
     let per_crd = (rss_kib(pid) as f64 - before as f64) / n as f64;
     println!("crd      {n} CRDs installed and their OpenAPI rendered: {per_crd:.0} KiB RSS each");
-    Ok(json!({"established_ms": established.as_secs_f64() * 1e3, "first_object_ms": first.as_secs_f64() * 1e3, "cel_creates": creates, "rss_per_crd_kib": per_crd, "crds_installed": n}))
+    Ok(
+        json!({"established_ms": established.as_secs_f64() * 1e3, "first_object_ms": first.as_secs_f64() * 1e3, "cel_creates": creates, "rss_per_crd_kib": per_crd, "crds_installed": n}),
+    )
 }
 
 /// Controllers, scheduler and simulated nodes: a server with `nodes` fake
@@ -303,19 +315,25 @@ async fn workloads(bin: &Path, nodes: usize, replicas: usize) -> Result<Value> {
         if t.elapsed() > Duration::from_secs(30) {
             bail!("the workload server did not start");
         }
-        if let Ok(tls) = tls_config(dir.path()) {
-            if let Ok(c) = Client::connect(&bind, tls, 4).await {
-                if let Ok((StatusCode::OK, _)) = c.send(0, Method::GET, "/readyz", None).await {
-                    break c;
-                }
-            }
+        if let Ok(tls) = tls_config(dir.path())
+            && let Ok(c) = Client::connect(&bind, tls, 4).await
+            && let Ok((StatusCode::OK, _)) = c.send(0, Method::GET, "/readyz", None).await
+        {
+            break c;
         }
         tokio::time::sleep(Duration::from_millis(5)).await;
     };
     let ready_nodes = loop {
         let (_, body) = client.send(0, Method::GET, "/api/v1/nodes", None).await?;
         let v: Value = serde_json::from_slice(&body)?;
-        let ready = v["items"].as_array().map(|a| a.iter().filter(|n| n["status"]["conditions"].as_array().is_some_and(|c| c.iter().any(|c| c["type"] == "Ready" && c["status"] == "True"))).count()).unwrap_or(0);
+        let ready = v["items"]
+            .as_array()
+            .map(|a| {
+                a.iter()
+                    .filter(|n| n["status"]["conditions"].as_array().is_some_and(|c| c.iter().any(|c| c["type"] == "Ready" && c["status"] == "True")))
+                    .count()
+            })
+            .unwrap_or(0);
         if ready >= nodes {
             break t.elapsed();
         }
@@ -347,7 +365,9 @@ async fn workloads(bin: &Path, nodes: usize, replicas: usize) -> Result<Value> {
     let rate = replicas as f64 / all.as_secs_f64();
     let rss = rss_kib(srv.0.id()) as f64 / 1024.0;
     println!("deploy   {replicas} replicas on {nodes} nodes all available in {:.1} s ({rate:.0} pods/s); server RSS {rss:.0} MiB", all.as_secs_f64());
-    Ok(json!({"nodes": nodes, "nodes_ready_s": ready_nodes.as_secs_f64(), "replicas": replicas, "all_available_s": all.as_secs_f64(), "pods_per_sec": rate, "rss_mib": rss}))
+    Ok(
+        json!({"nodes": nodes, "nodes_ready_s": ready_nodes.as_secs_f64(), "replicas": replicas, "all_available_s": all.as_secs_f64(), "pods_per_sec": rate, "rss_mib": rss}),
+    )
 }
 
 #[tokio::main]
@@ -370,7 +390,8 @@ async fn main() -> Result<()> {
     tokio::time::sleep(Duration::from_secs(1)).await;
     let idle = rss_kib(srv.0.id());
     println!("idle RSS {:.1} MiB", idle as f64 / 1024.0);
-    report["startup"] = json!({"cold_ready_ms": cold.as_secs_f64() * 1e3, "warm_ready_ms": warm.as_secs_f64() * 1e3, "idle_rss_mib": idle as f64 / 1024.0});
+    report["startup"] =
+        json!({"cold_ready_ms": cold.as_secs_f64() * 1e3, "warm_ready_ms": warm.as_secs_f64() * 1e3, "idle_rss_mib": idle as f64 / 1024.0});
 
     let tls = tls_config(dir.path())?;
     let client = Client::connect(&bind, tls.clone(), 8).await?;
@@ -422,53 +443,70 @@ async fn main() -> Result<()> {
             Bytes::from(o.to_string())
         };
         let (c, b) = (client.clone(), base.clone());
-        crud.push(phase("create", conc, total, move |i| {
-            let (c, b, body) = (c.clone(), b.clone(), cm(i, "a", None));
-            async move { Ok(c.send(i, Method::POST, &b, Some(body)).await?.0) }
-        })
-        .await?);
+        crud.push(
+            phase("create", conc, total, move |i| {
+                let (c, b, body) = (c.clone(), b.clone(), cm(i, "a", None));
+                async move { Ok(c.send(i, Method::POST, &b, Some(body)).await?.0) }
+            })
+            .await?,
+        );
         let (c, b) = (client.clone(), base.clone());
-        crud.push(phase("get", conc, total, move |i| {
-            let (c, b) = (c.clone(), b.clone());
-            async move { Ok(c.send(i, Method::GET, &format!("{b}/cm-{i}"), None).await?.0) }
-        })
-        .await?);
+        crud.push(
+            phase("get", conc, total, move |i| {
+                let (c, b) = (c.clone(), b.clone());
+                async move { Ok(c.send(i, Method::GET, &format!("{b}/cm-{i}"), None).await?.0) }
+            })
+            .await?,
+        );
         let (c, b) = (client.clone(), base.clone());
-        crud.push(phase("list100", conc, (total / 20).max(10), move |i| {
-            let (c, b) = (c.clone(), b.clone());
-            async move { Ok(c.send(i, Method::GET, &format!("{b}?limit=100"), None).await?.0) }
-        })
-        .await?);
+        crud.push(
+            phase("list100", conc, (total / 20).max(10), move |i| {
+                let (c, b) = (c.clone(), b.clone());
+                async move { Ok(c.send(i, Method::GET, &format!("{b}?limit=100"), None).await?.0) }
+            })
+            .await?,
+        );
         let (c, b) = (client.clone(), base.clone());
-        crud.push(phase("update", conc, total, move |i| {
-            // An unconditional update (no resourceVersion), as `kubectl replace --force` is not.
-            let (c, b, body) = (c.clone(), b.clone(), cm(i, "b", None));
-            async move { Ok(c.send(i, Method::PUT, &format!("{b}/cm-{i}"), Some(body)).await?.0) }
-        })
-        .await?);
+        crud.push(
+            phase("update", conc, total, move |i| {
+                // An unconditional update (no resourceVersion), as `kubectl replace --force` is not.
+                let (c, b, body) = (c.clone(), b.clone(), cm(i, "b", None));
+                async move { Ok(c.send(i, Method::PUT, &format!("{b}/cm-{i}"), Some(body)).await?.0) }
+            })
+            .await?,
+        );
         let (c, b) = (client.clone(), base.clone());
-        crud.push(phase("patch", conc, total, move |i| {
-            let (c, b) = (c.clone(), b.clone());
-            let body = Bytes::from(json!({"data": {"key": format!("p{i}")}}).to_string());
-            async move { Ok(c.send_as(i, Method::PATCH, &format!("{b}/cm-{i}"), "application/merge-patch+json", Some(body)).await?.0) }
-        })
-        .await?);
+        crud.push(
+            phase("patch", conc, total, move |i| {
+                let (c, b) = (c.clone(), b.clone());
+                let body = Bytes::from(json!({"data": {"key": format!("p{i}")}}).to_string());
+                async move { Ok(c.send_as(i, Method::PATCH, &format!("{b}/cm-{i}"), "application/merge-patch+json", Some(body)).await?.0) }
+            })
+            .await?,
+        );
         let (c, b) = (client.clone(), base.clone());
-        crud.push(phase("apply", conc, total, move |i| {
-            // Server-side apply by a second manager of a field nobody else owns.
-            let (c, b) = (c.clone(), b.clone());
-            let body = Bytes::from(json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": format!("cm-{i}")}, "data": {"applied": format!("a{i}")}}).to_string());
-            async move {
-                Ok(c.send_as(i, Method::PATCH, &format!("{b}/cm-{i}?fieldManager=bench"), "application/apply-patch+yaml", Some(body)).await?.0)
-            }
-        })
-        .await?);
+        crud.push(
+            phase("apply", conc, total, move |i| {
+                // Server-side apply by a second manager of a field nobody else owns.
+                let (c, b) = (c.clone(), b.clone());
+                let body = Bytes::from(
+                    json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": format!("cm-{i}")}, "data": {"applied": format!("a{i}")}})
+                        .to_string(),
+                );
+                async move {
+                    Ok(c.send_as(i, Method::PATCH, &format!("{b}/cm-{i}?fieldManager=bench"), "application/apply-patch+yaml", Some(body)).await?.0)
+                }
+            })
+            .await?,
+        );
         let (c, b) = (client.clone(), base.clone());
-        crud.push(phase("delete", conc, total, move |i| {
-            let (c, b) = (c.clone(), b.clone());
-            async move { Ok(c.send(i, Method::DELETE, &format!("{b}/cm-{i}"), None).await?.0) }
-        })
-        .await?);
+        crud.push(
+            phase("delete", conc, total, move |i| {
+                let (c, b) = (c.clone(), b.clone());
+                async move { Ok(c.send(i, Method::DELETE, &format!("{b}/cm-{i}"), None).await?.0) }
+            })
+            .await?,
+        );
     }
     report["crud"] = json!(crud);
 
@@ -504,7 +542,9 @@ async fn main() -> Result<()> {
     }
     tokio::time::sleep(Duration::from_millis(500)).await;
     go_tx.send(Instant::now())?;
-    client.send(0, Method::POST, &format!("/api/v1/namespaces/{ns}/configmaps"), Some(Bytes::from(json!({"metadata": {"name": "fan"}}).to_string()))).await?;
+    client
+        .send(0, Method::POST, &format!("/api/v1/namespaces/{ns}/configmaps"), Some(Bytes::from(json!({"metadata": {"name": "fan"}}).to_string())))
+        .await?;
     let mut lat = Vec::new();
     for w in watchers {
         lat.push(w.await??);

@@ -30,10 +30,14 @@ pub async fn run(client: Client) {
     let jobs: Api<Job> = Api::all(client.clone());
     Controller::new(cronjobs, watcher::Config::default())
         .owns(jobs, watcher::Config::default())
-        .run(reconcile, |_, e, _| {
-            tracing::warn!("cronjob: {e}");
-            Action::requeue(Duration::from_secs(5))
-        }, Arc::new(Ctx { client }))
+        .run(
+            reconcile,
+            |_, e, _| {
+                tracing::warn!("cronjob: {e}");
+                Action::requeue(Duration::from_secs(5))
+            },
+            Arc::new(Ctx { client }),
+        )
         .for_each(|_| async {})
         .await;
 }
@@ -127,7 +131,13 @@ impl Schedule {
 }
 
 fn finished(j: &Job) -> Option<&str> {
-    j.status.as_ref()?.conditions.as_ref()?.iter().find(|c| (c.type_ == "Complete" || c.type_ == "Failed") && c.status == "True").map(|c| c.type_.as_str())
+    j.status
+        .as_ref()?
+        .conditions
+        .as_ref()?
+        .iter()
+        .find(|c| (c.type_ == "Complete" || c.type_ == "Failed") && c.status == "True")
+        .map(|c| c.type_.as_str())
 }
 
 async fn reconcile(cj: Arc<CronJob>, ctx: Arc<Ctx>) -> Result<Action> {
@@ -141,38 +151,39 @@ async fn reconcile(cj: Arc<CronJob>, ctx: Arc<Ctx>) -> Result<Action> {
         return Err(Error::Other(format!("unparseable schedule {:?}", spec.schedule)));
     };
     let jobs: Api<Job> = Api::namespaced(ctx.client.clone(), &ns);
-    let mut owned: Vec<Job> = jobs.list(&ListParams::default()).await?.items.into_iter().filter(|j| j.owner_references().iter().any(|o| o.uid == uid)).collect();
+    let mut owned: Vec<Job> =
+        jobs.list(&ListParams::default()).await?.items.into_iter().filter(|j| j.owner_references().iter().any(|o| o.uid == uid)).collect();
     owned.sort_by_key(|j| j.metadata.creation_timestamp.as_ref().map(|t| t.0));
     let now = Timestamp::now();
     let status = cj.status.clone().unwrap_or_default();
     let since = status.last_schedule_time.as_ref().or(cj.metadata.creation_timestamp.as_ref()).map(|t| t.0).unwrap_or(now);
     let mut last_schedule = status.last_schedule_time.clone();
-    if spec.suspend != Some(true) {
-        if let Some(at) = schedule.last_between(since, now) {
-            let active: Vec<&Job> = owned.iter().filter(|j| finished(j).is_none()).collect();
-            let policy = spec.concurrency_policy.as_deref().unwrap_or("Allow");
-            let late = spec.starting_deadline_seconds.is_some_and(|d| now.as_second() - at.as_second() > d);
-            if !late && !(policy == "Forbid" && !active.is_empty()) {
-                if policy == "Replace" {
-                    for j in &active {
-                        let _ = jobs.delete(&j.name_any(), &DeleteParams::background()).await;
-                    }
-                }
-                let template = spec.job_template.clone();
-                let mut meta = template.metadata.clone().unwrap_or_default();
-                meta.name = Some(format!("{}-{}", cj.name_any(), at.as_second() / 60));
-                meta.namespace = Some(ns.clone());
-                meta.owner_references = Some(vec![controller_ref(cj.as_ref())]);
-                meta.annotations.get_or_insert_with(Default::default).insert("batch.kubernetes.io/cronjob-scheduled-timestamp".into(), at.to_string());
-                let job = Job { metadata: meta, spec: template.spec, status: None };
-                match jobs.create(&PostParams::default(), &job).await {
-                    Ok(j) => owned.push(j),
-                    Err(kube::Error::Api(e)) if e.code == 409 => {}
-                    Err(e) => return Err(e.into()),
+    if spec.suspend != Some(true)
+        && let Some(at) = schedule.last_between(since, now)
+    {
+        let active: Vec<&Job> = owned.iter().filter(|j| finished(j).is_none()).collect();
+        let policy = spec.concurrency_policy.as_deref().unwrap_or("Allow");
+        let late = spec.starting_deadline_seconds.is_some_and(|d| now.as_second() - at.as_second() > d);
+        if !late && !(policy == "Forbid" && !active.is_empty()) {
+            if policy == "Replace" {
+                for j in &active {
+                    let _ = jobs.delete(&j.name_any(), &DeleteParams::background()).await;
                 }
             }
-            last_schedule = Some(k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(at));
+            let template = spec.job_template.clone();
+            let mut meta = template.metadata.clone().unwrap_or_default();
+            meta.name = Some(format!("{}-{}", cj.name_any(), at.as_second() / 60));
+            meta.namespace = Some(ns.clone());
+            meta.owner_references = Some(vec![controller_ref(cj.as_ref())]);
+            meta.annotations.get_or_insert_with(Default::default).insert("batch.kubernetes.io/cronjob-scheduled-timestamp".into(), at.to_string());
+            let job = Job { metadata: meta, spec: template.spec, status: None };
+            match jobs.create(&PostParams::default(), &job).await {
+                Ok(j) => owned.push(j),
+                Err(kube::Error::Api(e)) if e.code == 409 => {}
+                Err(e) => return Err(e.into()),
+            }
         }
+        last_schedule = Some(k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(at));
     }
     // History: the newest finished Jobs within the limits stay.
     for (kind, limit) in [("Complete", spec.successful_jobs_history_limit.unwrap_or(3)), ("Failed", spec.failed_jobs_history_limit.unwrap_or(1))] {
@@ -185,10 +196,23 @@ async fn reconcile(cj: Arc<CronJob>, ctx: Arc<Ctx>) -> Result<Action> {
     let active: Vec<ObjectReference> = owned
         .iter()
         .filter(|j| finished(j).is_none())
-        .map(|j| ObjectReference { api_version: Some("batch/v1".into()), kind: Some("Job".into()), name: Some(j.name_any()), namespace: Some(ns.clone()), uid: j.uid(), ..Default::default() })
+        .map(|j| ObjectReference {
+            api_version: Some("batch/v1".into()),
+            kind: Some("Job".into()),
+            name: Some(j.name_any()),
+            namespace: Some(ns.clone()),
+            uid: j.uid(),
+            ..Default::default()
+        })
         .collect();
-    let last_success = owned.iter().filter(|j| finished(j) == Some("Complete")).filter_map(|j| j.status.as_ref()?.completion_time.clone()).max_by_key(|t| t.0).or(status.last_successful_time.clone());
-    let desired = CronJobStatus { active: (!active.is_empty()).then_some(active), last_schedule_time: last_schedule, last_successful_time: last_success };
+    let last_success = owned
+        .iter()
+        .filter(|j| finished(j) == Some("Complete"))
+        .filter_map(|j| j.status.as_ref()?.completion_time.clone())
+        .max_by_key(|t| t.0)
+        .or(status.last_successful_time.clone());
+    let desired =
+        CronJobStatus { active: (!active.is_empty()).then_some(active), last_schedule_time: last_schedule, last_successful_time: last_success };
     if desired != status {
         let cronjobs: Api<CronJob> = Api::namespaced(ctx.client.clone(), &ns);
         cronjobs.patch_status(&cj.name_any(), &PatchParams::default(), &Patch::Merge(&json!({"status": desired}))).await?;

@@ -5,8 +5,8 @@
 //! `maxUnavailable` at a time; the status counts scheduled, ready and
 //! updated pods (what `kubectl rollout status` reads).
 
-use std::collections::hash_map::DefaultHasher;
 use std::collections::HashMap;
+use std::collections::hash_map::DefaultHasher;
 use std::hash::{Hash, Hasher};
 use std::sync::Arc;
 use std::time::Duration;
@@ -40,10 +40,14 @@ pub async fn run(client: Client) {
     ctl
         // A node coming, going or changing can change every DaemonSet.
         .watches(nodes, watcher::Config::default(), move |_| store.state().iter().map(|d| ObjectRef::from_obj(d.as_ref())).collect::<Vec<_>>())
-        .run(reconcile, |_, e, _| {
-            tracing::warn!("daemonset: {e}");
-            Action::requeue(Duration::from_secs(1))
-        }, Arc::new(Ctx { client }))
+        .run(
+            reconcile,
+            |_, e, _| {
+                tracing::warn!("daemonset: {e}");
+                Action::requeue(Duration::from_secs(1))
+            },
+            Arc::new(Ctx { client }),
+        )
         .for_each(|_| async {})
         .await;
 }
@@ -95,7 +99,16 @@ fn target_node(p: &Pod) -> Option<String> {
     if let Some(n) = p.spec.as_ref().and_then(|s| s.node_name.clone()).filter(|n| !n.is_empty()) {
         return Some(n);
     }
-    let terms = &p.spec.as_ref()?.affinity.as_ref()?.node_affinity.as_ref()?.required_during_scheduling_ignored_during_execution.as_ref()?.node_selector_terms;
+    let terms = &p
+        .spec
+        .as_ref()?
+        .affinity
+        .as_ref()?
+        .node_affinity
+        .as_ref()?
+        .required_during_scheduling_ignored_during_execution
+        .as_ref()?
+        .node_selector_terms;
     terms.iter().flat_map(|t| t.match_fields.iter().flatten()).find(|f| f.key == "metadata.name").and_then(|f| f.values.as_ref()?.first().cloned())
 }
 
@@ -134,7 +147,9 @@ async fn reconcile(ds: Arc<DaemonSet>, ctx: Arc<Ctx>) -> Result<Action> {
     // Old-template pods are replaced, maxUnavailable at a time.
     let max_unavailable = match spec.update_strategy.as_ref().and_then(|s| s.rolling_update.as_ref()).and_then(|r| r.max_unavailable.as_ref()) {
         Some(IntOrString::Int(n)) => n.max(&1).to_owned() as usize,
-        Some(IntOrString::String(p)) => ((p.trim_end_matches('%').parse::<f64>().unwrap_or(0.0) * wanted.len() as f64 / 100.0).ceil() as usize).max(1),
+        Some(IntOrString::String(p)) => {
+            ((p.trim_end_matches('%').parse::<f64>().unwrap_or(0.0) * wanted.len() as f64 / 100.0).ceil() as usize).max(1)
+        }
         None => 1,
     };
     let on_delete = spec.update_strategy.as_ref().and_then(|s| s.type_.as_deref()) == Some("OnDelete");
@@ -159,7 +174,9 @@ async fn reconcile(ds: Arc<DaemonSet>, ctx: Arc<Ctx>) -> Result<Action> {
             let req = NodeSelectorRequirement { key: "metadata.name".into(), operator: "In".into(), values: Some(vec![n.name_any()]) };
             let affinity = pspec.affinity.get_or_insert_with(Affinity::default);
             affinity.node_affinity = Some(NodeAffinity {
-                required_during_scheduling_ignored_during_execution: Some(NodeSelector { node_selector_terms: vec![NodeSelectorTerm { match_fields: Some(vec![req]), ..Default::default() }] }),
+                required_during_scheduling_ignored_during_execution: Some(NodeSelector {
+                    node_selector_terms: vec![NodeSelectorTerm { match_fields: Some(vec![req]), ..Default::default() }],
+                }),
                 ..Default::default()
             });
             pods.create(&PostParams::default(), &Pod { metadata: meta, spec: Some(pspec), status: None }).await?;

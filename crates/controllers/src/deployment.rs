@@ -37,10 +37,14 @@ pub async fn run(client: Client) {
     let rs: Api<ReplicaSet> = Api::all(client.clone());
     Controller::new(deployments, watcher::Config::default())
         .owns(rs, watcher::Config::default())
-        .run(reconcile, |_, e, _| {
-            tracing::warn!("deployment: {e}");
-            Action::requeue(Duration::from_secs(1))
-        }, Arc::new(Ctx { client }))
+        .run(
+            reconcile,
+            |_, e, _| {
+                tracing::warn!("deployment: {e}");
+                Action::requeue(Duration::from_secs(1))
+            },
+            Arc::new(Ctx { client }),
+        )
         .for_each(|_| async {})
         .await;
 }
@@ -145,7 +149,11 @@ async fn reconcile(d: Arc<Deployment>, ctx: Arc<Ctx>) -> Result<Action> {
                     namespace: Some(ns.clone()),
                     labels: t.metadata.as_ref().and_then(|m| m.labels.clone()),
                     annotations: Some(
-                        [(REVISION.to_string(), (max_revision + 1).to_string()), ("deployment.kubernetes.io/desired-replicas".into(), want.to_string())].into(),
+                        [
+                            (REVISION.to_string(), (max_revision + 1).to_string()),
+                            ("deployment.kubernetes.io/desired-replicas".into(), want.to_string()),
+                        ]
+                        .into(),
                     ),
                     owner_references: Some(vec![controller_ref(d.as_ref())]),
                     ..Default::default()

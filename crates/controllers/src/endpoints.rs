@@ -46,10 +46,14 @@ pub async fn run(client: Client) {
                 .map(|s| ObjectRef::from_obj(s.as_ref()))
                 .collect::<Vec<_>>()
         })
-        .run(reconcile, |_, e, _| {
-            tracing::warn!("endpoints: {e}");
-            Action::requeue(Duration::from_secs(1))
-        }, Arc::new(Ctx { client }))
+        .run(
+            reconcile,
+            |_, e, _| {
+                tracing::warn!("endpoints: {e}");
+                Action::requeue(Duration::from_secs(1))
+            },
+            Arc::new(Ctx { client }),
+        )
         .for_each(|_| async {})
         .await;
 }
@@ -112,7 +116,12 @@ async fn reconcile(svc: Arc<Service>, ctx: Arc<Ctx>) -> Result<Action> {
     let endpoint_ports: Vec<EndpointPort> = ports
         .iter()
         .filter_map(|sp| {
-            Some(EndpointPort { name: sp.name.clone(), port: first.map_or(Some(sp.port), |p| target_port(sp, p))?, protocol: sp.protocol.clone(), app_protocol: sp.app_protocol.clone() })
+            Some(EndpointPort {
+                name: sp.name.clone(),
+                port: first.map_or(Some(sp.port), |p| target_port(sp, p))?,
+                protocol: sp.protocol.clone(),
+                app_protocol: sp.app_protocol.clone(),
+            })
         })
         .collect();
     let (ready, not_ready): (Vec<&Pod>, Vec<&Pod>) = selected.iter().partition(|p| is_pod_ready(p));
@@ -149,16 +158,18 @@ async fn reconcile(svc: Arc<Service>, ctx: Arc<Ctx>) -> Result<Action> {
             ..Default::default()
         },
         address_type: "IPv4".into(),
-        endpoints: Some(selected
-            .iter()
-            .map(|p| Endpoint {
-                addresses: vec![p.status.as_ref().and_then(|s| s.pod_ip.clone()).unwrap_or_default()],
-                conditions: Some(EndpointConditions { ready: Some(is_pod_ready(p)), serving: Some(is_pod_ready(p)), terminating: Some(false) }),
-                node_name: p.spec.as_ref().and_then(|s| s.node_name.clone()),
-                target_ref: address(p).target_ref,
-                ..Default::default()
-            })
-            .collect()),
+        endpoints: Some(
+            selected
+                .iter()
+                .map(|p| Endpoint {
+                    addresses: vec![p.status.as_ref().and_then(|s| s.pod_ip.clone()).unwrap_or_default()],
+                    conditions: Some(EndpointConditions { ready: Some(is_pod_ready(p)), serving: Some(is_pod_ready(p)), terminating: Some(false) }),
+                    node_name: p.spec.as_ref().and_then(|s| s.node_name.clone()),
+                    target_ref: address(p).target_ref,
+                    ..Default::default()
+                })
+                .collect(),
+        ),
         ports: Some(
             endpoint_ports
                 .iter()

@@ -13,11 +13,11 @@ use std::time::Duration;
 
 use futures::StreamExt;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
+use kube::Client;
 use kube::api::{Api, ApiResource, DeleteParams, DynamicObject, ObjectMeta, Patch, PatchParams};
 use kube::core::GroupVersionKind;
 use kube::discovery::{Discovery, verbs};
 use kube::runtime::watcher::{self, Event};
-use kube::Client;
 use serde_json::json;
 use tokio::sync::mpsc;
 
@@ -194,7 +194,10 @@ impl Graph {
             }
         }
         let name = node.meta.name.clone().unwrap_or_default();
-        let dp = DeleteParams { preconditions: Some(kube::api::Preconditions { uid: Some(uid.to_string()), resource_version: None }), ..DeleteParams::background() };
+        let dp = DeleteParams {
+            preconditions: Some(kube::api::Preconditions { uid: Some(uid.to_string()), resource_version: None }),
+            ..DeleteParams::background()
+        };
         if let Err(e) = node.api(&self.client).delete(&name, &dp).await {
             tracing::debug!(object = %name, "garbage collector delete: {e}");
         }
@@ -250,4 +253,3 @@ impl Node {
         self.meta.name.clone().unwrap_or_default()
     }
 }
-

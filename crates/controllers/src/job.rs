@@ -31,10 +31,14 @@ pub async fn run(client: Client) {
     let pods: Api<Pod> = Api::all(client.clone());
     Controller::new(jobs, watcher::Config::default())
         .owns(pods, watcher::Config::default())
-        .run(reconcile, |_, e, _| {
-            tracing::warn!("job: {e}");
-            Action::requeue(Duration::from_secs(1))
-        }, Arc::new(Ctx { client }))
+        .run(
+            reconcile,
+            |_, e, _| {
+                tracing::warn!("job: {e}");
+                Action::requeue(Duration::from_secs(1))
+            },
+            Arc::new(Ctx { client }),
+        )
         .for_each(|_| async {})
         .await;
 }
@@ -91,7 +95,8 @@ async fn reconcile(job: Arc<Job>, ctx: Arc<Ctx>) -> Result<Action> {
         uncounted_terminated_pods: Some(Default::default()),
         ..Default::default()
     };
-    let done_indexes: BTreeSet<i32> = owned.iter().filter(|p| phase(p) == "Succeeded").filter_map(|p| p.annotations().get(INDEX)?.parse().ok()).collect();
+    let done_indexes: BTreeSet<i32> =
+        owned.iter().filter(|p| phase(p) == "Succeeded").filter_map(|p| p.annotations().get(INDEX)?.parse().ok()).collect();
     if indexed && !done_indexes.is_empty() {
         status.completed_indexes = Some(done_indexes.iter().map(|i| i.to_string()).collect::<Vec<_>>().join(","));
     }
@@ -107,11 +112,20 @@ async fn reconcile(job: Arc<Job>, ctx: Arc<Ctx>) -> Result<Action> {
     };
     let mut finish: Option<(JobCondition, JobCondition)> = None;
     if complete {
-        finish = Some((condition("SuccessCriteriaMet", "CompletionsReached", "Reached expected number of succeeded pods"), condition("Complete", "CompletionsReached", "Reached expected number of succeeded pods")));
+        finish = Some((
+            condition("SuccessCriteriaMet", "CompletionsReached", "Reached expected number of succeeded pods"),
+            condition("Complete", "CompletionsReached", "Reached expected number of succeeded pods"),
+        ));
     } else if failed > spec.backoff_limit.unwrap_or(6) {
-        finish = Some((condition("FailureTarget", "BackoffLimitExceeded", "Job has reached the specified backoff limit"), condition("Failed", "BackoffLimitExceeded", "Job has reached the specified backoff limit")));
+        finish = Some((
+            condition("FailureTarget", "BackoffLimitExceeded", "Job has reached the specified backoff limit"),
+            condition("Failed", "BackoffLimitExceeded", "Job has reached the specified backoff limit"),
+        ));
     } else if deadline_passed {
-        finish = Some((condition("FailureTarget", "DeadlineExceeded", "Job was active longer than specified deadline"), condition("Failed", "DeadlineExceeded", "Job was active longer than specified deadline")));
+        finish = Some((
+            condition("FailureTarget", "DeadlineExceeded", "Job was active longer than specified deadline"),
+            condition("Failed", "DeadlineExceeded", "Job was active longer than specified deadline"),
+        ));
     }
     let jobs: Api<Job> = Api::namespaced(ctx.client.clone(), &ns);
     if let Some((target, last)) = finish {

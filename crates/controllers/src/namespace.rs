@@ -24,10 +24,14 @@ struct Ctx {
 pub async fn run(client: Client) {
     let namespaces: Api<Namespace> = Api::all(client.clone());
     Controller::new(namespaces, watcher::Config::default())
-        .run(reconcile, |_, e, _| {
-            tracing::warn!("namespace: {e}");
-            Action::requeue(Duration::from_secs(1))
-        }, Arc::new(Ctx { client }))
+        .run(
+            reconcile,
+            |_, e, _| {
+                tracing::warn!("namespace: {e}");
+                Action::requeue(Duration::from_secs(1))
+            },
+            Arc::new(Ctx { client }),
+        )
         .for_each(|_| async {})
         .await;
 }

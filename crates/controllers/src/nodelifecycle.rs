@@ -33,10 +33,14 @@ pub async fn run(client: Client) {
     let leases: Api<Lease> = Api::namespaced(client.clone(), "kube-node-lease");
     Controller::new(nodes, watcher::Config::default())
         .watches(leases, watcher::Config::default(), |l| Some(ObjectRef::new(&l.name_any())))
-        .run(reconcile, |_, e, _| {
-            tracing::warn!("node lifecycle: {e}");
-            Action::requeue(Duration::from_secs(5))
-        }, Arc::new(Ctx { client }))
+        .run(
+            reconcile,
+            |_, e, _| {
+                tracing::warn!("node lifecycle: {e}");
+                Action::requeue(Duration::from_secs(5))
+            },
+            Arc::new(Ctx { client }),
+        )
         .for_each(|_| async {})
         .await;
 }
@@ -46,9 +50,7 @@ async fn reconcile(node: Arc<Node>, ctx: Arc<Ctx>) -> Result<Action> {
     let leases: Api<Lease> = Api::namespaced(ctx.client.clone(), "kube-node-lease");
     let renewed = leases.get_opt(&name).await?.and_then(|l| l.spec?.renew_time).map(|t| t.0);
     // A node is heard from through its lease, or else its own Ready heartbeat.
-    let heartbeat = renewed
-        .or_else(|| node.metadata.creation_timestamp.as_ref().map(|t| t.0))
-        .unwrap_or_else(Timestamp::now);
+    let heartbeat = renewed.or_else(|| node.metadata.creation_timestamp.as_ref().map(|t| t.0)).unwrap_or_else(Timestamp::now);
     let silent = Timestamp::now().duration_since(heartbeat).as_secs() as u64;
     let stale = silent >= GRACE.as_secs();
     let taints = node.spec.as_ref().and_then(|s| s.taints.clone()).unwrap_or_default();
@@ -72,7 +74,9 @@ async fn reconcile(node: Arc<Node>, ctx: Arc<Ctx>) -> Result<Action> {
             })
             .collect();
         let conds = if conds.is_empty() {
-            vec![json!({"type": "Ready", "status": "Unknown", "reason": "NodeStatusUnknown", "message": "Kubelet never posted node status.", "lastTransitionTime": now()})]
+            vec![
+                json!({"type": "Ready", "status": "Unknown", "reason": "NodeStatusUnknown", "message": "Kubelet never posted node status.", "lastTransitionTime": now()}),
+            ]
         } else {
             conds
         };

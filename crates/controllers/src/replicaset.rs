@@ -44,10 +44,14 @@ pub async fn run(client: Client) {
     tokio::spawn(watcher(pods.clone(), watcher::Config::default()).default_backoff().reflect(writer).for_each(|_| async {}));
     Controller::new(rs, watcher::Config::default())
         .owns(pods, watcher::Config::default())
-        .run(reconcile, |_, e, _| {
-            tracing::warn!("replicaset: {e}");
-            Action::requeue(Duration::from_secs(1))
-        }, Arc::new(Ctx { client, pods: store, expected: Default::default() }))
+        .run(
+            reconcile,
+            |_, e, _| {
+                tracing::warn!("replicaset: {e}");
+                Action::requeue(Duration::from_secs(1))
+            },
+            Arc::new(Ctx { client, pods: store, expected: Default::default() }),
+        )
         .for_each(|_| async {})
         .await;
 }
@@ -129,7 +133,12 @@ async fn reconcile(rs: Arc<ReplicaSet>, ctx: Arc<Ctx>) -> Result<Action> {
     let matching: Vec<Pod> = if ctx.pods.is_empty() {
         pods.list(&ListParams::default().labels(&selector)).await?.items
     } else {
-        ctx.pods.state().iter().filter(|p| p.namespace().as_deref() == Some(ns.as_str()) && selects(&spec.selector, p)).map(|p| (**p).clone()).collect()
+        ctx.pods
+            .state()
+            .iter()
+            .filter(|p| p.namespace().as_deref() == Some(ns.as_str()) && selects(&spec.selector, p))
+            .map(|p| (**p).clone())
+            .collect()
     };
     // Outstanding creations (not yet seen) and deletions (still seen, not terminating).
     {
@@ -199,7 +208,12 @@ async fn reconcile(rs: Arc<ReplicaSet>, ctx: Arc<Ctx>) -> Result<Action> {
         victims.sort_by_key(|p| {
             let scheduled = p.spec.as_ref().and_then(|s| s.node_name.as_ref()).is_some();
             let running = p.status.as_ref().and_then(|s| s.phase.as_deref()) == Some("Running");
-            let created = p.metadata.creation_timestamp.as_ref().map(|t| std::cmp::Reverse(t.0)).unwrap_or(std::cmp::Reverse(k8s_openapi::jiff::Timestamp::MAX));
+            let created = p
+                .metadata
+                .creation_timestamp
+                .as_ref()
+                .map(|t| std::cmp::Reverse(t.0))
+                .unwrap_or(std::cmp::Reverse(k8s_openapi::jiff::Timestamp::MAX));
             (scheduled, running, is_pod_ready(p), created)
         });
         for p in victims.iter().take(active.len() - want) {

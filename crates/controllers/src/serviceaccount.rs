@@ -25,10 +25,14 @@ pub async fn run(client: Client) {
         .watches(accounts, watcher::Config::default().fields("metadata.name=default"), |sa| {
             sa.namespace().map(|ns| kube::runtime::reflector::ObjectRef::new(&ns))
         })
-        .run(reconcile, |_, e, _| {
-            tracing::warn!("serviceaccount: {e}");
-            Action::requeue(Duration::from_secs(1))
-        }, Arc::new(Ctx { client }))
+        .run(
+            reconcile,
+            |_, e, _| {
+                tracing::warn!("serviceaccount: {e}");
+                Action::requeue(Duration::from_secs(1))
+            },
+            Arc::new(Ctx { client }),
+        )
         .for_each(|_| async {})
         .await;
 }

@@ -34,10 +34,14 @@ pub async fn run(client: Client) {
     let pods: Api<Pod> = Api::all(client.clone());
     Controller::new(sets, watcher::Config::default())
         .owns(pods, watcher::Config::default())
-        .run(reconcile, |_, e, _| {
-            tracing::warn!("statefulset: {e}");
-            Action::requeue(Duration::from_secs(1))
-        }, Arc::new(Ctx { client }))
+        .run(
+            reconcile,
+            |_, e, _| {
+                tracing::warn!("statefulset: {e}");
+                Action::requeue(Duration::from_secs(1))
+            },
+            Arc::new(Ctx { client }),
+        )
         .for_each(|_| async {})
         .await;
 }
@@ -132,7 +136,10 @@ async fn reconcile(set: Arc<StatefulSet>, ctx: Arc<Ctx>) -> Result<Action> {
                     volumes.retain(|v| v.name != vname);
                     volumes.push(Volume {
                         name: vname.clone(),
-                        persistent_volume_claim: Some(PersistentVolumeClaimVolumeSource { claim_name: format!("{vname}-{name}-{i}"), read_only: None }),
+                        persistent_volume_claim: Some(PersistentVolumeClaimVolumeSource {
+                            claim_name: format!("{vname}-{name}-{i}"),
+                            read_only: None,
+                        }),
                         ..Default::default()
                     });
                 }
@@ -161,16 +168,22 @@ async fn reconcile(set: Arc<StatefulSet>, ctx: Arc<Ctx>) -> Result<Action> {
     let rolling = spec.update_strategy.as_ref().and_then(|s| s.type_.as_deref()).unwrap_or("RollingUpdate") == "RollingUpdate";
     let partition = spec.update_strategy.as_ref().and_then(|s| s.rolling_update.as_ref()).and_then(|r| r.partition).unwrap_or(0);
     let all_ready = (0..want).all(|i| at(i).is_some_and(running_and_ready));
-    if !acted && rolling && all_ready {
-        if let Some(p) = (partition..want).rev().filter_map(at).find(|p| p.labels().get(HASH) != Some(&rev)) {
-            let _ = pods.delete(&p.name_any(), &DeleteParams::background()).await;
-        }
+    if !acted
+        && rolling
+        && all_ready
+        && let Some(p) = (partition..want).rev().filter_map(at).find(|p| p.labels().get(HASH) != Some(&rev))
+    {
+        let _ = pods.delete(&p.name_any(), &DeleteParams::background()).await;
     }
     let live: Vec<&Pod> = owned.iter().filter(|p| p.metadata.deletion_timestamp.is_none()).collect();
     let ready = live.iter().filter(|p| running_and_ready(p)).count() as i32;
     let updated = live.iter().filter(|p| p.labels().get(HASH) == Some(&rev)).count() as i32;
     let old_status = set.status.clone().unwrap_or_default();
-    let current_revision = if updated as usize == live.len() && live.len() as i32 == want { rev.clone() } else { old_status.current_revision.clone().unwrap_or_else(|| rev.clone()) };
+    let current_revision = if updated as usize == live.len() && live.len() as i32 == want {
+        rev.clone()
+    } else {
+        old_status.current_revision.clone().unwrap_or_else(|| rev.clone())
+    };
     let status = StatefulSetStatus {
         replicas: live.len() as i32,
         ready_replicas: Some(ready),

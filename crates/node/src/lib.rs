@@ -41,8 +41,10 @@ pub fn node_name(i: usize) -> String {
 
 fn node(i: usize) -> Node {
     let name = node_name(i);
-    let resources: BTreeMap<String, Quantity> =
-        [("cpu", "32"), ("memory", "256Gi"), ("pods", "110"), ("ephemeral-storage", "1Ti")].iter().map(|(k, v)| (k.to_string(), Quantity(v.to_string()))).collect();
+    let resources: BTreeMap<String, Quantity> = [("cpu", "32"), ("memory", "256Gi"), ("pods", "110"), ("ephemeral-storage", "1Ti")]
+        .iter()
+        .map(|(k, v)| (k.to_string(), Quantity(v.to_string())))
+        .collect();
     let condition = |type_: &str, status: &str, reason: &str, message: &str| NodeCondition {
         type_: type_.into(),
         status: status.into(),
@@ -55,15 +57,10 @@ fn node(i: usize) -> Node {
         metadata: ObjectMeta {
             name: Some(name.clone()),
             labels: Some(
-                [
-                    ("kubernetes.io/hostname", name.as_str()),
-                    ("kubernetes.io/os", "linux"),
-                    ("kubernetes.io/arch", "amd64"),
-                    ("type", "fake"),
-                ]
-                .iter()
-                .map(|(k, v)| (k.to_string(), v.to_string()))
-                .collect(),
+                [("kubernetes.io/hostname", name.as_str()), ("kubernetes.io/os", "linux"), ("kubernetes.io/arch", "amd64"), ("type", "fake")]
+                    .iter()
+                    .map(|(k, v)| (k.to_string(), v.to_string()))
+                    .collect(),
             ),
             annotations: Some([("node.alpha.kubernetes.io/ttl".to_string(), "0".to_string())].into()),
             ..Default::default()
@@ -164,16 +161,7 @@ async fn pods(client: Client, names: Arc<HashSet<String>>) {
         let ip = address(3, next_ip);
         let host_ip = pod_host_ip(&node);
         let t = now();
-        let containers: Vec<serde_json::Value> = pod
-            .spec
-            .iter()
-            .flat_map(|s| s.containers.iter())
-            .map(|c| {
-                json!({"name": c.name, "image": c.image, "imageID": format!("fake://{}", c.image.clone().unwrap_or_default()),
-                       "containerID": format!("fake://{}-{}", pod.uid().unwrap_or_default(), c.name),
-                       "ready": true, "started": true, "restartCount": 0, "state": {"running": {"startedAt": t}}})
-            })
-            .collect();
+        let containers = container_statuses(&pod, true, json!({"running": {"startedAt": t}}));
         let cond = |type_: &str| json!({"type": type_, "status": "True", "lastTransitionTime": t, "lastProbeTime": null});
         let status = json!({"status": {
             "phase": "Running",
@@ -205,16 +193,8 @@ async fn pods(client: Client, names: Arc<HashSet<String>>) {
             tokio::time::sleep(Duration::from_secs_f64(run_for.max(0.0))).await;
             let t = now();
             let (phase, reason) = if exit_code == 0 { ("Succeeded", "Completed") } else { ("Failed", "Error") };
-            let containers: Vec<serde_json::Value> = pod
-                .spec
-                .iter()
-                .flat_map(|s| s.containers.iter())
-                .map(|c| {
-                    json!({"name": c.name, "image": c.image, "imageID": format!("fake://{}", c.image.clone().unwrap_or_default()),
-                           "containerID": format!("fake://{}-{}", pod.uid().unwrap_or_default(), c.name), "ready": false, "started": false, "restartCount": 0,
-                           "state": {"terminated": {"exitCode": exit_code, "reason": reason, "startedAt": t, "finishedAt": t}}})
-                })
-                .collect();
+            let containers =
+                container_statuses(&pod, false, json!({"terminated": {"exitCode": exit_code, "reason": reason, "startedAt": t, "finishedAt": t}}));
             let cond = |type_: &str, status: &str| json!({"type": type_, "status": status, "lastTransitionTime": t, "lastProbeTime": null});
             let done = json!({"status": {"phase": phase, "containerStatuses": containers,
                 "conditions": [cond("PodReadyToStartContainers", "False"), cond("Initialized", "True"), cond("Ready", "False"), cond("ContainersReady", "False"), cond("PodScheduled", "True")]}});
@@ -223,6 +203,19 @@ async fn pods(client: Client, names: Arc<HashSet<String>>) {
             }
         });
     }
+}
+
+/// Every container of the pod in `state`, ready (and started) or not.
+fn container_statuses(pod: &Pod, ready: bool, state: serde_json::Value) -> Vec<serde_json::Value> {
+    pod.spec
+        .iter()
+        .flat_map(|s| s.containers.iter())
+        .map(|c| {
+            json!({"name": c.name, "image": c.image, "imageID": format!("fake://{}", c.image.clone().unwrap_or_default()),
+                   "containerID": format!("fake://{}-{}", pod.uid().unwrap_or_default(), c.name),
+                   "ready": ready, "started": ready, "restartCount": 0, "state": state})
+        })
+        .collect()
 }
 
 fn pod_host_ip(node: &str) -> String {

@@ -25,8 +25,8 @@ fn validity(params: &mut CertificateParams, years: i64) {
 }
 
 fn write_private(path: &Path, contents: &str) -> Result<()> {
-    use std::os::unix::fs::OpenOptionsExt;
     use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
     let tmp = path.with_extension("tmp");
     let mut f = fs::OpenOptions::new().write(true).create(true).truncate(true).mode(0o600).open(&tmp)?;
     f.write_all(contents.as_bytes())?;
@@ -86,10 +86,11 @@ pub fn ensure(dir: &Path, server_url: &str, extra_sans: &[String]) -> Result<Pki
     let (server_cert_pem, server_key_pem) = if scrt.exists() && skey.exists() {
         (fs::read_to_string(&scrt)?, fs::read_to_string(&skey)?)
     } else {
-        let mut sans: Vec<String> = ["localhost", "127.0.0.1", "::1", "kubernetes", "kubernetes.default", "kubernetes.default.svc", "kubernetes.default.svc.cluster.local"]
-            .iter()
-            .map(|s| s.to_string())
-            .collect();
+        let mut sans: Vec<String> =
+            ["localhost", "127.0.0.1", "::1", "kubernetes", "kubernetes.default", "kubernetes.default.svc", "kubernetes.default.svc.cluster.local"]
+                .iter()
+                .map(|s| s.to_string())
+                .collect();
         if let Ok(h) = fs::read_to_string("/etc/hostname") {
             sans.push(h.trim().to_string());
         }

@@ -21,10 +21,7 @@ fn post(s: &Server, path: &str, body: &str) -> (u16, String) {
 /// server-side table, so the test can show a refused request left no trace.
 /// AGE is dropped because it changes while the test runs.
 fn all_configmaps(s: &Server) -> Vec<String> {
-    s.ok(&["get", "configmaps", "-A", "--no-headers"])
-        .lines()
-        .map(|l| l.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
-        .collect()
+    s.ok(&["get", "configmaps", "-A", "--no-headers"]).lines().map(|l| l.split_whitespace().take(3).collect::<Vec<_>>().join(" ")).collect()
 }
 
 fn configmap(name: &str, namespace: Option<&str>, extra_meta: &str) -> String {

@@ -69,7 +69,10 @@ fn a_crd_is_served_like_a_built_in_kind() {
     assert_eq!(crd["status"]["storedVersions"], serde_json::json!(["v1"]));
 
     let resources = s.ok(&["api-resources", "--api-group=example.com"]);
-    assert!(resources.lines().any(|l| l.starts_with("widgets") && l.contains("wd") && l.contains("example.com/v1") && l.contains("Widget")), "{resources}");
+    assert!(
+        resources.lines().any(|l| l.starts_with("widgets") && l.contains("wd") && l.contains("example.com/v1") && l.contains("Widget")),
+        "{resources}"
+    );
 
     s.ok_stdin(&["apply", "-f", "-"], "apiVersion: example.com/v1\nkind: Widget\nmetadata: {name: w1}\nspec: {size: 3}\n");
     let table = s.ok(&["get", "widgets"]);
@@ -94,7 +97,8 @@ fn a_crd_is_served_like_a_built_in_kind() {
     assert_eq!(s.get_json(&["widget", "w1"])["status"]["replicas"], 2);
 
     // Schema violations: 422 with the cause; unknown fields refused (Strict) or dropped.
-    let bad = s.kubectl_stdin(&["apply", "-f", "-"], "apiVersion: example.com/v1\nkind: Widget\nmetadata: {name: big}\nspec: {size: 50, color: pink}\n");
+    let bad =
+        s.kubectl_stdin(&["apply", "-f", "-"], "apiVersion: example.com/v1\nkind: Widget\nmetadata: {name: big}\nspec: {size: 50, color: pink}\n");
     let err = stderr(&bad);
     assert!(err.contains("spec.size in body should be less than or equal to 10"), "{err}");
     assert!(err.contains(r#"spec.color: Unsupported value: "pink""#), "{err}");
@@ -141,7 +145,10 @@ fn watching_custom_objects_and_deleting_the_crd() {
 fn conflicting_names_are_not_served_twice() {
     let s = Server::start();
     install(&s);
-    let other = CRD.replace("name: widgets.example.com", "name: gadgets.example.com").replace("plural: widgets", "plural: gadgets").replace("singular: widget", "singular: gadget");
+    let other = CRD
+        .replace("name: widgets.example.com", "name: gadgets.example.com")
+        .replace("plural: widgets", "plural: gadgets")
+        .replace("singular: widget", "singular: gadget");
     s.ok_stdin(&["apply", "-f", "-"], &other);
     let crd = common::eventually("NamesAccepted=False", Duration::from_secs(20), || {
         let c = s.get_json(&["crd", "gadgets.example.com"]);
@@ -181,7 +188,11 @@ async fn kube_rs_derive_custom_resource() {
     let created = gizmos.create(&PostParams::default(), &g).await.expect("creating a Gizmo");
     assert_eq!(created.spec.count, 2);
     let patched = gizmos
-        .patch_status("g1", &PatchParams::apply("kube-rs-test").force(), &Patch::Apply(serde_json::json!({"apiVersion": "rs.example.com/v1", "kind": "Gizmo", "status": {"ready": true}})))
+        .patch_status(
+            "g1",
+            &PatchParams::apply("kube-rs-test").force(),
+            &Patch::Apply(serde_json::json!({"apiVersion": "rs.example.com/v1", "kind": "Gizmo", "status": {"ready": true}})),
+        )
         .await
         .expect("applying the status");
     assert!(patched.status.unwrap().ready);
@@ -231,7 +242,9 @@ fn cel_rules_selectable_fields_and_crd_updates() {
     s.ok(&["wait", "--for=condition=Established", "crd/ranges.example.com", "--timeout=20s"]);
     s.ok_stdin(&["create", "-f", "-"], "apiVersion: example.com/v1\nkind: Range\nmetadata: {name: ok}\nspec: {min: 1, max: 5, mode: fast}\n");
     s.ok_stdin(&["create", "-f", "-"], "apiVersion: example.com/v1\nkind: Range\nmetadata: {name: slow}\nspec: {min: 1, max: 2, mode: slow}\n");
-    let err = stderr(&s.kubectl_stdin(&["create", "-f", "-"], "apiVersion: example.com/v1\nkind: Range\nmetadata: {name: bad}\nspec: {min: 9, max: 5, mode: x}\n"));
+    let err = stderr(
+        &s.kubectl_stdin(&["create", "-f", "-"], "apiVersion: example.com/v1\nkind: Range\nmetadata: {name: bad}\nspec: {min: 9, max: 5, mode: x}\n"),
+    );
     assert!(err.contains(r#"spec: Invalid value: "object": min 9 is above max 5"#), "{err}");
     let err = s.fails(&["patch", "range", "ok", "--type=merge", "-p", r#"{"spec":{"mode":"slow"}}"#]);
     assert!(err.contains("spec.mode: Invalid value: \"string\": mode is immutable"), "{err}");
@@ -242,7 +255,10 @@ fn cel_rules_selectable_fields_and_crd_updates() {
 
     // A new printer column takes effect without a restart.
     let with_column = RANGES
-        .replace("    selectableFields:", "    additionalPrinterColumns:\n    - {name: Mode, type: string, jsonPath: .spec.mode}\n    selectableFields:")
+        .replace(
+            "    selectableFields:",
+            "    additionalPrinterColumns:\n    - {name: Mode, type: string, jsonPath: .spec.mode}\n    selectableFields:",
+        )
         .replace("              min: {type: integer}", "              min: {type: integer}\n              level: {type: string, default: low}");
     s.ok_stdin(&["apply", "-f", "-"], &with_column);
     let table = common::eventually("the Mode column", Duration::from_secs(20), || {

@@ -31,7 +31,11 @@ async fn kube_rs_apply_and_strategic_patch() {
     assert_eq!(mf[0].operation.as_deref(), Some("Apply"));
 
     let d = api
-        .patch("kr", &PatchParams::default(), &Patch::Strategic(json!({"spec": {"template": {"spec": {"containers": [{"name": "app", "image": "nginx:2"}]}}}})))
+        .patch(
+            "kr",
+            &PatchParams::default(),
+            &Patch::Strategic(json!({"spec": {"template": {"spec": {"containers": [{"name": "app", "image": "nginx:2"}]}}}})),
+        )
         .await
         .expect("strategic patch");
     let cs = &d.spec.template.spec.unwrap().containers;

@@ -157,7 +157,9 @@ fn create_file_and_get_in_every_format() {
     let s = Server::start();
     let file = s.write_file("manifest.yaml", MANIFEST);
     let out = s.ok(&["create", "-f", &file]);
-    for line in ["configmap/app-config created", "secret/app-secret created", "deployment.apps/web created", "service/web created", "pod/solo created"] {
+    for line in
+        ["configmap/app-config created", "secret/app-secret created", "deployment.apps/web created", "service/web created", "pod/solo created"]
+    {
         assert!(out.contains(line), "missing {line:?} in:\n{out}");
     }
 

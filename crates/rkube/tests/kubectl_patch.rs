@@ -62,7 +62,8 @@ fn set_image_and_strategic_patches_merge_containers_by_name() {
 
     // A merge key missing from a list element is refused and changes nothing.
     let before = s.get_json(&["deployment", "web"]);
-    let err = s.fails(&["patch", "deployment", "web", "--type", "strategic", "-p", r#"{"spec":{"template":{"spec":{"containers":[{"image":"x"}]}}}}"#]);
+    let err =
+        s.fails(&["patch", "deployment", "web", "--type", "strategic", "-p", r#"{"spec":{"template":{"spec":{"containers":[{"image":"x"}]}}}}"#]);
     assert!(err.contains("does not contain declared merge key: name"), "{err}");
     assert_eq!(s.get_json(&["deployment", "web"])["metadata"]["resourceVersion"], before["metadata"]["resourceVersion"]);
 }
@@ -73,7 +74,15 @@ fn merge_and_json_patches_label_annotate() {
     s.ok(&["create", "configmap", "cfg", "--from-literal=a=1", "--from-literal=b=2"]);
     s.ok(&["patch", "configmap", "cfg", "--type", "merge", "-p", r#"{"data":{"a":null,"c":"3"}}"#]);
     assert_eq!(s.get_json(&["configmap", "cfg"])["data"], serde_json::json!({"b": "2", "c": "3"}));
-    s.ok(&["patch", "configmap", "cfg", "--type", "json", "-p", r#"[{"op":"replace","path":"/data/b","value":"two"},{"op":"add","path":"/data/d","value":"4"}]"#]);
+    s.ok(&[
+        "patch",
+        "configmap",
+        "cfg",
+        "--type",
+        "json",
+        "-p",
+        r#"[{"op":"replace","path":"/data/b","value":"two"},{"op":"add","path":"/data/d","value":"4"}]"#,
+    ]);
     assert_eq!(s.get_json(&["configmap", "cfg"])["data"], serde_json::json!({"b": "two", "c": "3", "d": "4"}));
     let err = s.fails(&["patch", "configmap", "cfg", "--type", "json", "-p", r#"[{"op":"test","path":"/data/b","value":"nope"}]"#]);
     assert!(err.contains("Invalid") || err.contains("invalid"), "{err}");
@@ -269,7 +278,10 @@ fn server_side_apply_upserts_reports_conflicts_and_forces() {
     // A non-apply update records its manager too.
     s.ok(&["label", "deployment", "web", "team=a"]);
     let mf = s.get_json(&["deployment", "web", "--show-managed-fields"])["metadata"]["managedFields"].clone();
-    assert!(mf.as_array().unwrap().iter().any(|m| m["operation"] == "Update" && m["fieldsV1"]["f:metadata"]["f:labels"]["f:team"].is_object()), "{mf:#}");
+    assert!(
+        mf.as_array().unwrap().iter().any(|m| m["operation"] == "Update" && m["fieldsV1"]["f:metadata"]["f:labels"]["f:team"].is_object()),
+        "{mf:#}"
+    );
 }
 
 #[test]

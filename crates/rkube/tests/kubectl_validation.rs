@@ -16,7 +16,10 @@ fn refused(s: &Server, manifest: &str) -> String {
 #[test]
 fn invalid_pods_deployments_and_services_are_422_with_every_cause() {
     let s = Server::start();
-    let err = refused(&s, "apiVersion: v1\nkind: Pod\nmetadata: {name: p}\nspec:\n  containers:\n  - {name: Bad_Name, image: busybox}\n  - {name: b, image: busybox, ports: [{containerPort: 70000}]}\n  - {name: b}\n");
+    let err = refused(
+        &s,
+        "apiVersion: v1\nkind: Pod\nmetadata: {name: p}\nspec:\n  containers:\n  - {name: Bad_Name, image: busybox}\n  - {name: b, image: busybox, ports: [{containerPort: 70000}]}\n  - {name: b}\n",
+    );
     assert!(err.contains(r#"The Pod "p" is invalid"#), "{err}");
     assert!(err.contains(r#"spec.containers[0].name: Invalid value: "Bad_Name""#), "{err}");
     assert!(err.contains("spec.containers[1].ports[0].containerPort: Invalid value: 70000: must be between 1 and 65535, inclusive"), "{err}");

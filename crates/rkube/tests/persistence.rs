@@ -11,8 +11,8 @@ use std::time::Duration;
 use common::{Server, str_at};
 use k8s_openapi::api::core::v1::ConfigMap;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
-use kube::api::PostParams;
 use kube::Api;
+use kube::api::PostParams;
 use serde_json::Value;
 
 /// (kind, name, namespace flag) of the objects the persistence test checks.

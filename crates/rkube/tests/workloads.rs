@@ -58,7 +58,9 @@ fn deployments_roll_out_scale_roll_back_and_clean_up() {
     assert!(events.contains("Scheduled"), "{events}");
 
     s.ok(&["delete", "deployment", "web"]);
-    eventually("ReplicaSets and pods gone", T, || (s.get_json(&["rs"])["items"].as_array().unwrap().is_empty() && pods(&s, &[]).is_empty()).then_some(()));
+    eventually("ReplicaSets and pods gone", T, || {
+        (s.get_json(&["rs"])["items"].as_array().unwrap().is_empty() && pods(&s, &[]).is_empty()).then_some(())
+    });
 }
 
 #[test]
@@ -109,7 +111,13 @@ fn cordon_drain_and_unschedulable_pods() {
     s.ok(&["uncordon", "fake-node-0"]);
 
     // A pod no node can hold stays Pending with the reason.
-    s.ok(&["run", "huge", "--image=busybox", "--overrides", r#"{"spec":{"containers":[{"name":"huge","image":"busybox","resources":{"requests":{"cpu":"1000"}}}]}}"#]);
+    s.ok(&[
+        "run",
+        "huge",
+        "--image=busybox",
+        "--overrides",
+        r#"{"spec":{"containers":[{"name":"huge","image":"busybox","resources":{"requests":{"cpu":"1000"}}}]}}"#,
+    ]);
     let pod = eventually("PodScheduled=False", T, || {
         let p = s.get_json(&["pod", "huge"]);
         let conds = p["status"]["conditions"].as_array().cloned().unwrap_or_default();
@@ -132,7 +140,9 @@ fn every_namespace_gets_a_default_service_account_and_its_name_label() {
     eventually("default in default", T, || s.kubectl(&["get", "serviceaccount", "default"]).status.success().then_some(()));
     // Deleted, it comes back.
     s.ok(&["delete", "serviceaccount", "default", "-n", "team"]);
-    eventually("the default ServiceAccount again", T, || s.kubectl(&["get", "serviceaccount", "default", "-n", "team"]).status.success().then_some(()));
+    eventually("the default ServiceAccount again", T, || {
+        s.kubectl(&["get", "serviceaccount", "default", "-n", "team"]).status.success().then_some(())
+    });
 }
 
 #[test]
@@ -149,8 +159,10 @@ fn services_get_endpoints_and_endpoint_slices_of_ready_pods() {
     };
     let ep = ips(2);
     assert_eq!(ep["subsets"][0]["ports"][0]["port"], 80, "{ep:#}");
-    let pod_ips: std::collections::BTreeSet<String> = pods(&s, &["-l", "app=web"]).iter().map(|p| p["status"]["podIP"].as_str().unwrap().to_string()).collect();
-    let ep_ips: std::collections::BTreeSet<String> = ep["subsets"][0]["addresses"].as_array().unwrap().iter().map(|a| a["ip"].as_str().unwrap().to_string()).collect();
+    let pod_ips: std::collections::BTreeSet<String> =
+        pods(&s, &["-l", "app=web"]).iter().map(|p| p["status"]["podIP"].as_str().unwrap().to_string()).collect();
+    let ep_ips: std::collections::BTreeSet<String> =
+        ep["subsets"][0]["addresses"].as_array().unwrap().iter().map(|a| a["ip"].as_str().unwrap().to_string()).collect();
     assert_eq!(pod_ips, ep_ips);
     let slices = s.get_json(&["endpointslices", "-l", "kubernetes.io/service-name=web"]);
     assert_eq!(slices["items"][0]["endpoints"].as_array().unwrap().len(), 2, "{slices:#}");
@@ -175,8 +187,10 @@ fn jobs_complete_index_and_fail_after_their_backoff_limit() {
     s.ok_stdin(&["apply", "-f", "-"], indexed);
     s.ok(&["wait", "--for=condition=complete", "job/idx", "--timeout=30s"]);
     assert_eq!(s.get_json(&["job", "idx"])["status"]["completedIndexes"], "0,1,2");
-    let indexes: std::collections::BTreeSet<String> =
-        pods(&s, &["-l", "job-name=idx"]).iter().map(|p| p["metadata"]["annotations"]["batch.kubernetes.io/job-completion-index"].as_str().unwrap().to_string()).collect();
+    let indexes: std::collections::BTreeSet<String> = pods(&s, &["-l", "job-name=idx"])
+        .iter()
+        .map(|p| p["metadata"]["annotations"]["batch.kubernetes.io/job-completion-index"].as_str().unwrap().to_string())
+        .collect();
     assert_eq!(indexes.into_iter().collect::<Vec<_>>(), ["0", "1", "2"]);
 
     let failing = "apiVersion: batch/v1\nkind: Job\nmetadata: {name: bad}\nspec:\n  backoffLimit: 1\n  template:\n    metadata: {annotations: {rkube.io/fake-exit-code: \"1\"}}\n    spec:\n      restartPolicy: Never\n      containers: [{name: c, image: busybox}]\n";
@@ -260,8 +274,14 @@ fn a_statefulset_makes_ordered_pods_with_claims_and_rolls() {
 fn a_node_that_stops_renewing_its_lease_becomes_unreachable() {
     let s = Server::start_with(&["--fake-nodes", "1"]);
     // A node registered by hand never renews a lease.
-    s.ok_stdin(&["create", "-f", "-"], "apiVersion: v1\nkind: Node\nmetadata: {name: silent}\nstatus:\n  conditions: [{type: Ready, status: \"True\", reason: KubeletReady}]\n");
-    s.ok_stdin(&["create", "-f", "-"], "apiVersion: v1\nkind: Pod\nmetadata: {name: stranded}\nspec:\n  nodeName: silent\n  containers: [{name: c, image: busybox}]\n");
+    s.ok_stdin(
+        &["create", "-f", "-"],
+        "apiVersion: v1\nkind: Node\nmetadata: {name: silent}\nstatus:\n  conditions: [{type: Ready, status: \"True\", reason: KubeletReady}]\n",
+    );
+    s.ok_stdin(
+        &["create", "-f", "-"],
+        "apiVersion: v1\nkind: Pod\nmetadata: {name: stranded}\nspec:\n  nodeName: silent\n  containers: [{name: c, image: busybox}]\n",
+    );
     let node = eventually("the unreachable taint", Duration::from_secs(90), || {
         let n = s.get_json(&["node", "silent"]);
         let taints = n["spec"]["taints"].as_array().cloned().unwrap_or_default();

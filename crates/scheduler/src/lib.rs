@@ -78,7 +78,9 @@ fn matches_expression(labels: &std::collections::BTreeMap<String, String>, key: 
         "Exists" => v.is_some(),
         "DoesNotExist" => v.is_none(),
         "Gt" | "Lt" => {
-            let (Some(a), Some(b)) = (v.and_then(|v| v.parse::<i64>().ok()), values.first().and_then(|v| v.parse::<i64>().ok())) else { return false };
+            let (Some(a), Some(b)) = (v.and_then(|v| v.parse::<i64>().ok()), values.first().and_then(|v| v.parse::<i64>().ok())) else {
+                return false;
+            };
             if op == "Gt" { a > b } else { a < b }
         }
         _ => false,
@@ -123,7 +125,8 @@ fn misfit(pod: &Pod, want: Requests, node: &Node, alloc: Alloc, used: Requests, 
     if spec.node_selector.iter().flatten().any(|(k, v)| labels.get(k) != Some(v)) {
         return Some("node(s) didn't match Pod's node affinity/selector");
     }
-    let required = spec.affinity.as_ref().and_then(|a| a.node_affinity.as_ref()).and_then(|n| n.required_during_scheduling_ignored_during_execution.as_ref());
+    let required =
+        spec.affinity.as_ref().and_then(|a| a.node_affinity.as_ref()).and_then(|n| n.required_during_scheduling_ignored_during_execution.as_ref());
     if let Some(req) = required {
         // A term matches when its label expressions and its field expressions
         // (only `metadata.name` exists, as upstream) all hold.
@@ -169,14 +172,26 @@ pub async fn run(client: Client) {
     let pod_api: Api<Pod> = Api::all(client.clone());
     tokio::spawn(watcher(node_api, watcher::Config::default()).default_backoff().reflect(node_writer).applied_objects().for_each(|_| async {}));
     tokio::spawn(watcher(pod_api.clone(), watcher::Config::default()).default_backoff().reflect(pod_writer).applied_objects().for_each(|_| async {}));
-    let ctx = Arc::new(Ctx { client, nodes: nodes.clone(), pods: pods.clone(), assumed: Mutex::new(HashMap::new()), turn: Mutex::new(0), requests: Default::default(), allocs: Default::default() });
+    let ctx = Arc::new(Ctx {
+        client,
+        nodes: nodes.clone(),
+        pods: pods.clone(),
+        assumed: Mutex::new(HashMap::new()),
+        turn: Mutex::new(0),
+        requests: Default::default(),
+        allocs: Default::default(),
+    });
     let _ = nodes.wait_until_ready().await;
     let _ = pods.wait_until_ready().await;
     Controller::new(pod_api, watcher::Config::default().fields("spec.nodeName="))
-        .run(schedule, |_, e, _| {
-            tracing::warn!("scheduler: {e}");
-            Action::requeue(Duration::from_secs(1))
-        }, ctx)
+        .run(
+            schedule,
+            |_, e, _| {
+                tracing::warn!("scheduler: {e}");
+                Action::requeue(Duration::from_secs(1))
+            },
+            ctx,
+        )
         .for_each(|_| async {})
         .await;
 }
@@ -265,7 +280,8 @@ async fn schedule(pod: Arc<Pod>, ctx: Arc<Ctx>) -> Result<Action, kube::Error> {
                 metadata: ObjectMeta { name: Some(pod.name_any()), namespace: Some(ns.clone()), ..Default::default() },
                 target: ObjectReference { api_version: Some("v1".into()), kind: Some("Node".into()), name: Some(node.clone()), ..Default::default() },
             };
-            if let Err(e) = pods.create_subresource::<Binding, serde_json::Value>("binding", &pod.name_any(), &PostParams::default(), &binding).await {
+            if let Err(e) = pods.create_subresource::<Binding, serde_json::Value>("binding", &pod.name_any(), &PostParams::default(), &binding).await
+            {
                 ctx.assumed.lock().unwrap().remove(&uid);
                 return Err(e);
             }
@@ -275,10 +291,15 @@ async fn schedule(pod: Arc<Pod>, ctx: Arc<Ctx>) -> Result<Action, kube::Error> {
         Err((total, reasons)) => {
             let mut parts: Vec<String> = reasons.iter().map(|(why, n)| format!("{n} {why}")).collect();
             parts.sort();
-            let msg = if total == 0 { "no nodes available to schedule pods".to_string() } else { format!("0/{total} nodes are available: {}.", parts.join(", ")) };
-            let already = pod.status.as_ref().and_then(|s| s.conditions.as_ref()).is_some_and(|c| {
-                c.iter().any(|c| c.type_ == "PodScheduled" && c.status == "False" && c.message.as_deref() == Some(msg.as_str()))
-            });
+            let msg = if total == 0 {
+                "no nodes available to schedule pods".to_string()
+            } else {
+                format!("0/{total} nodes are available: {}.", parts.join(", "))
+            };
+            let already =
+                pod.status.as_ref().and_then(|s| s.conditions.as_ref()).is_some_and(|c| {
+                    c.iter().any(|c| c.type_ == "PodScheduled" && c.status == "False" && c.message.as_deref() == Some(msg.as_str()))
+                });
             if !already {
                 let cond = json!({"type": "PodScheduled", "status": "False", "reason": "Unschedulable", "message": msg, "lastTransitionTime": k8s_openapi::jiff::Timestamp::now().to_string(), "lastProbeTime": null});
                 let patch = json!({"status": {"conditions": [cond]}});
@@ -339,10 +360,12 @@ mod tests {
     fn filters() {
         let node: Node = serde_json::from_value(json!({"metadata": {"name": "n", "labels": {"disk": "ssd"}},
             "spec": {"taints": [{"key": "dedicated", "value": "db", "effect": "NoSchedule"}]},
-            "status": {"conditions": [{"type": "Ready", "status": "True"}], "allocatable": {"cpu": "2", "memory": "1Gi", "pods": "3"}}})).unwrap();
+            "status": {"conditions": [{"type": "Ready", "status": "True"}], "allocatable": {"cpu": "2", "memory": "1Gi", "pods": "3"}}}))
+        .unwrap();
         let pod = |spec: serde_json::Value| -> Pod { serde_json::from_value(json!({"metadata": {"name": "p"}, "spec": spec})).unwrap() };
         let tol = json!([{"key": "dedicated", "operator": "Equal", "value": "db", "effect": "NoSchedule"}]);
-        let fits = pod(json!({"containers": [{"name": "c", "resources": {"requests": {"cpu": "1"}}}], "tolerations": tol, "nodeSelector": {"disk": "ssd"}}));
+        let fits =
+            pod(json!({"containers": [{"name": "c", "resources": {"requests": {"cpu": "1"}}}], "tolerations": tol, "nodeSelector": {"disk": "ssd"}}));
         let a = allocatable(&node);
         let m = |p: &Pod, used: Requests, count: usize| misfit(p, pod_requests(p), &node, a, used, count);
         assert_eq!(m(&fits, Requests::default(), 0), None);

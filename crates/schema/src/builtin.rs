@@ -150,13 +150,7 @@ impl Def {
             }
             None => (None, None),
         };
-        self.0.subresources.push(Subresource {
-            name: name.into(),
-            kind: kind.into(),
-            group,
-            version,
-            verbs: strings(verbs),
-        });
+        self.0.subresources.push(Subresource { name: name.into(), kind: kind.into(), group, version, verbs: strings(verbs) });
         // Discovery lists subresources in name order.
         self.0.subresources.sort_by(|a, b| a.name.cmp(&b.name));
         self
@@ -401,13 +395,7 @@ mod tests {
         let defs = builtin();
         let mut seen = HashSet::new();
         for d in &defs {
-            assert!(
-                seen.insert((d.group.clone(), d.version.clone(), d.plural.clone())),
-                "duplicate {}/{} {}",
-                d.group,
-                d.version,
-                d.plural
-            );
+            assert!(seen.insert((d.group.clone(), d.version.clone(), d.plural.clone())), "duplicate {}/{} {}", d.group, d.version, d.plural);
         }
     }
 
@@ -438,14 +426,7 @@ mod tests {
             return Some(format!("missing {}/{} {}", T::GROUP, T::VERSION, T::URL_PATH_SEGMENT));
         };
         if d.kind != T::KIND || d.namespaced != namespaced || d.api_version() != T::API_VERSION {
-            return Some(format!(
-                "{} differs: kind {} vs {}, namespaced {} vs {}",
-                T::URL_PATH_SEGMENT,
-                d.kind,
-                T::KIND,
-                d.namespaced,
-                namespaced
-            ));
+            return Some(format!("{} differs: kind {} vs {}, namespaced {} vs {}", T::URL_PATH_SEGMENT, d.kind, T::KIND, d.namespaced, namespaced));
         }
         None
     }
@@ -564,10 +545,7 @@ mod tests {
         sub_matches::<k8s_openapi::api::autoscaling::v1::Scale>(&defs, "replicationcontrollers", "scale");
         for plural in ["deployments", "replicasets", "statefulsets"] {
             let s = find(&defs, "apps", "v1", plural).unwrap().subresource("scale").unwrap();
-            assert_eq!(
-                (s.kind.as_str(), s.group.as_deref(), s.version.as_deref()),
-                ("Scale", Some("autoscaling"), Some("v1"))
-            );
+            assert_eq!((s.kind.as_str(), s.group.as_deref(), s.version.as_deref()), ("Scale", Some("autoscaling"), Some("v1")));
         }
     }
 
@@ -614,12 +592,7 @@ mod tests {
             (get("events.k8s.io", "events"), json!({}), "involvedObject.kind", None),
             (get("", "secrets"), json!({"type": "Opaque"}), "type", Some("Opaque")),
             (get("", "services"), json!({"spec": {"type": "NodePort"}}), "spec.type", Some("NodePort")),
-            (
-                get("certificates.k8s.io", "certificatesigningrequests"),
-                json!({"spec": {"signerName": "s"}}),
-                "spec.signerName",
-                Some("s"),
-            ),
+            (get("certificates.k8s.io", "certificatesigningrequests"), json!({"spec": {"signerName": "s"}}), "spec.signerName", Some("s")),
             (get("resource.k8s.io", "resourceslices"), json!({"spec": {"driver": "d"}}), "spec.driver", Some("d")),
             (get("", "configmaps"), json!({}), "data", None),
         ];
@@ -638,21 +611,7 @@ mod tests {
         assert_eq!(pods.verbs, strings(RW));
         assert_eq!(pods.categories, vec!["all"]);
         let subs: Vec<_> = pods.subresources.iter().map(|s| s.name.as_str()).collect();
-        assert_eq!(
-            subs,
-            [
-                "attach",
-                "binding",
-                "ephemeralcontainers",
-                "eviction",
-                "exec",
-                "log",
-                "portforward",
-                "proxy",
-                "resize",
-                "status"
-            ]
-        );
+        assert_eq!(subs, ["attach", "binding", "ephemeralcontainers", "eviction", "exec", "log", "portforward", "proxy", "resize", "status"]);
         assert_eq!(pods.subresource("exec").unwrap().verbs, ["create", "get"]);
         assert_eq!(pods.subresource("log").unwrap().verbs, ["get"]);
 
@@ -686,8 +645,7 @@ mod tests {
         ] {
             assert_eq!(get(g, "v1", p).categories, ["api-extensions"], "{p}");
         }
-        let all: Vec<_> =
-            defs.iter().filter(|d| d.categories.contains(&"all".to_string())).map(|d| d.plural.as_str()).collect();
+        let all: Vec<_> = defs.iter().filter(|d| d.categories.contains(&"all".to_string())).map(|d| d.plural.as_str()).collect();
         assert_eq!(
             all,
             [
@@ -708,10 +666,7 @@ mod tests {
         assert_eq!(get("rbac.authorization.k8s.io", "v1", "roles").name_rule, NameRule::PathSegment);
         assert_eq!(get("coordination.k8s.io", "v1", "leases").name_rule, NameRule::Subdomain);
         assert_eq!(get("", "v1", "services").name_rule, NameRule::Label);
-        assert_eq!(
-            get("certificates.k8s.io", "v1", "certificatesigningrequests").subresource("approval").unwrap().verbs,
-            GPU
-        );
+        assert_eq!(get("certificates.k8s.io", "v1", "certificatesigningrequests").subresource("approval").unwrap().verbs, GPU);
         assert_eq!(get("", "v1", "endpoints").singular, "endpoints");
         assert_eq!(get("apiregistration.k8s.io", "v1", "apiservices").singular, "apiservice");
     }

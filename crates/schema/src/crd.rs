@@ -80,7 +80,13 @@ pub fn resource_defs(crd: &Value) -> Vec<ResourceDef> {
         let version = s(v, "/name").to_string();
         let mut subresources = Vec::new();
         if v.pointer("/subresources/status").is_some() {
-            subresources.push(Subresource { name: "status".into(), kind: kind.clone(), group: None, version: None, verbs: vec!["get".into(), "patch".into(), "update".into()] });
+            subresources.push(Subresource {
+                name: "status".into(),
+                kind: kind.clone(),
+                group: None,
+                version: None,
+                verbs: vec!["get".into(), "patch".into(), "update".into()],
+            });
         }
         let scale = v.pointer("/subresources/scale").map(|sc| ScalePaths {
             spec_replicas: s(sc, "/specReplicasPath").to_string(),
@@ -141,7 +147,10 @@ pub fn resource_defs(crd: &Value) -> Vec<ResourceDef> {
             field_selectors,
             custom: Some(Arc::new(Custom {
                 has_defaults: v.pointer("/schema/openAPIV3Schema").is_some_and(declares_default),
-                schema: v.pointer("/schema/openAPIV3Schema").cloned().unwrap_or(json!({"type": "object", "x-kubernetes-preserve-unknown-fields": true})),
+                schema: v
+                    .pointer("/schema/openAPIV3Schema")
+                    .cloned()
+                    .unwrap_or(json!({"type": "object", "x-kubernetes-preserve-unknown-fields": true})),
                 columns,
                 scale,
                 warning,
@@ -263,17 +272,18 @@ fn required_detail_cause(field: &str, detail: &str) -> StatusCause {
 fn structural(schema: &Value, at: &str, out: &mut Vec<StatusCause>) {
     for (i, r) in schema.get("x-kubernetes-validations").and_then(Value::as_array).into_iter().flatten().enumerate() {
         for key in ["rule", "messageExpression"] {
-            if let Some(text) = r.get(key).and_then(Value::as_str) {
-                if let Err(e) = program(text) {
-                    out.push(invalid_value(&format!("{at}.x-kubernetes-validations[{i}].{key}"), &json!(text), &e));
-                }
+            if let Some(text) = r.get(key).and_then(Value::as_str)
+                && let Err(e) = program(text)
+            {
+                out.push(invalid_value(&format!("{at}.x-kubernetes-validations[{i}].{key}"), &json!(text), &e));
             }
         }
     }
     if let Some(props) = schema.get("properties").and_then(Value::as_object) {
         for (k, p) in props {
             let f = format!("{at}.properties[{k}]");
-            let free = p.get("x-kubernetes-int-or-string") == Some(&json!(true)) || p.get("x-kubernetes-preserve-unknown-fields") == Some(&json!(true));
+            let free =
+                p.get("x-kubernetes-int-or-string") == Some(&json!(true)) || p.get("x-kubernetes-preserve-unknown-fields") == Some(&json!(true));
             if p.get("type").is_none() && !free {
                 out.push(required_detail_cause(&format!("{f}.type"), "must not be empty for specified object fields"));
             }
@@ -283,7 +293,8 @@ fn structural(schema: &Value, at: &str, out: &mut Vec<StatusCause>) {
     if schema.get("type").and_then(Value::as_str) == Some("array") {
         match schema.get("items") {
             Some(items) => {
-                let free = items.get("x-kubernetes-int-or-string") == Some(&json!(true)) || items.get("x-kubernetes-preserve-unknown-fields") == Some(&json!(true));
+                let free = items.get("x-kubernetes-int-or-string") == Some(&json!(true))
+                    || items.get("x-kubernetes-preserve-unknown-fields") == Some(&json!(true));
                 if items.get("type").is_none() && !free {
                     out.push(required_detail_cause(&format!("{at}.items.type"), "must not be empty for specified array items"));
                 }
@@ -368,10 +379,10 @@ pub fn default(schema: &Value, v: &mut Value) {
         Value::Object(m) => {
             if let Some(props) = schema.get("properties").and_then(Value::as_object) {
                 for (k, ps) in props {
-                    if let Some(d) = ps.get("default") {
-                        if m.get(k).is_none_or(Value::is_null) {
-                            m.insert(k.clone(), d.clone());
-                        }
+                    if let Some(d) = ps.get("default")
+                        && m.get(k).is_none_or(Value::is_null)
+                    {
+                        m.insert(k.clone(), d.clone());
                     }
                 }
                 for (k, child) in m.iter_mut() {
@@ -488,7 +499,11 @@ fn validate_at(schema: &Value, v: &Value, old: Option<&Value>, path: &str, root:
     let field = if path.is_empty() { "<root>" } else { path };
     if v.is_null() {
         if schema.get("nullable") != Some(&json!(true)) && !root {
-            out.push(invalid_value(field, v, &format!("{field} in body must be of type {}: \"null\"", schema.get("type").and_then(Value::as_str).unwrap_or("object"))));
+            out.push(invalid_value(
+                field,
+                v,
+                &format!("{field} in body must be of type {}: \"null\"", schema.get("type").and_then(Value::as_str).unwrap_or("object")),
+            ));
         }
         return;
     }
@@ -506,12 +521,12 @@ fn validate_at(schema: &Value, v: &Value, old: Option<&Value>, path: &str, root:
             return;
         }
     }
-    if let Some(e) = schema.get("enum").and_then(Value::as_array) {
-        if !e.contains(v) {
-            let allowed: Vec<String> = e.iter().map(|x| x.as_str().map(str::to_string).unwrap_or_else(|| x.to_string())).collect();
-            let allowed: Vec<&str> = allowed.iter().map(String::as_str).collect();
-            out.push(not_supported(field, v, &allowed));
-        }
+    if let Some(e) = schema.get("enum").and_then(Value::as_array)
+        && !e.contains(v)
+    {
+        let allowed: Vec<String> = e.iter().map(|x| x.as_str().map(str::to_string).unwrap_or_else(|| x.to_string())).collect();
+        let allowed: Vec<&str> = allowed.iter().map(String::as_str).collect();
+        out.push(not_supported(field, v, &allowed));
     }
     if let Some(n) = v.as_f64() {
         if let Some(max) = schema.get("maximum").and_then(Value::as_f64) {
@@ -531,22 +546,21 @@ fn validate_at(schema: &Value, v: &Value, old: Option<&Value>, path: &str, root:
     }
     if let Some(text) = v.as_str() {
         let len = text.chars().count() as u64;
-        if let Some(max) = schema.get("maxLength").and_then(Value::as_u64) {
-            if len > max {
-                out.push(api::status::too_long(field, max as usize));
-            }
+        if let Some(max) = schema.get("maxLength").and_then(Value::as_u64)
+            && len > max
+        {
+            out.push(api::status::too_long(field, max as usize));
         }
-        if let Some(min) = schema.get("minLength").and_then(Value::as_u64) {
-            if len < min {
-                out.push(invalid_value(field, v, &format!("{field} in body should be at least {min} chars long")));
-            }
+        if let Some(min) = schema.get("minLength").and_then(Value::as_u64)
+            && len < min
+        {
+            out.push(invalid_value(field, v, &format!("{field} in body should be at least {min} chars long")));
         }
-        if let Some(p) = schema.get("pattern").and_then(Value::as_str) {
-            if let Ok(re) = regex::Regex::new(p) {
-                if !re.is_match(text) {
-                    out.push(invalid_value(field, v, &format!("{field} in body should match '{p}'")));
-                }
-            }
+        if let Some(p) = schema.get("pattern").and_then(Value::as_str)
+            && let Ok(re) = regex::Regex::new(p)
+            && !re.is_match(text)
+        {
+            out.push(invalid_value(field, v, &format!("{field} in body should match '{p}'")));
         }
     }
     match v {
@@ -556,10 +570,10 @@ fn validate_at(schema: &Value, v: &Value, old: Option<&Value>, path: &str, root:
                     out.push(required(&join(path, r)));
                 }
             }
-            if let Some(max) = schema.get("maxProperties").and_then(Value::as_u64) {
-                if m.len() as u64 > max {
-                    out.push(too_many(field, Some(m.len()), max as usize));
-                }
+            if let Some(max) = schema.get("maxProperties").and_then(Value::as_u64)
+                && m.len() as u64 > max
+            {
+                out.push(too_many(field, Some(m.len()), max as usize));
             }
             let props = schema.get("properties").and_then(Value::as_object);
             let extra = schema.get("additionalProperties").filter(|a| a.is_object());
@@ -580,15 +594,15 @@ fn validate_at(schema: &Value, v: &Value, old: Option<&Value>, path: &str, root:
             }
         }
         Value::Array(a) => {
-            if let Some(max) = schema.get("maxItems").and_then(Value::as_u64) {
-                if a.len() as u64 > max {
-                    out.push(too_many(field, Some(a.len()), max as usize));
-                }
+            if let Some(max) = schema.get("maxItems").and_then(Value::as_u64)
+                && a.len() as u64 > max
+            {
+                out.push(too_many(field, Some(a.len()), max as usize));
             }
-            if let Some(min) = schema.get("minItems").and_then(Value::as_u64) {
-                if (a.len() as u64) < min {
-                    out.push(invalid_value(field, v, &format!("{field} in body should have at least {min} items")));
-                }
+            if let Some(min) = schema.get("minItems").and_then(Value::as_u64)
+                && (a.len() as u64) < min
+            {
+                out.push(invalid_value(field, v, &format!("{field} in body should have at least {min} items")));
             }
             match schema.get("x-kubernetes-list-type").and_then(Value::as_str) {
                 Some("set") => {
@@ -715,7 +729,11 @@ mod tests {
         c["spec"]["versions"][1]["storage"] = json!(true);
         let got: Vec<String> = validate_crd(&c, None).iter().map(|c| format!("{}: {}", c.field, c.message)).collect();
         assert!(got.contains(&"metadata.name: Invalid value: \"wrong\": must be spec.names.plural+\".\"+spec.group".to_string()), "{got:#?}");
-        assert!(got.iter().any(|l| l.starts_with("spec.versions: Invalid value") && l.ends_with("must have exactly one version marked as storage version")), "{got:#?}");
+        assert!(
+            got.iter()
+                .any(|l| l.starts_with("spec.versions: Invalid value") && l.ends_with("must have exactly one version marked as storage version")),
+            "{got:#?}"
+        );
         assert!(got.contains(&"spec.versions[0].schema.openAPIV3Schema.properties[spec].properties[untyped].type: Required value: must not be empty for specified object fields".to_string()), "{got:#?}");
     }
 
@@ -745,22 +763,28 @@ mod tests {
     #[test]
     fn cel_rules_with_transitions_and_message_expressions() {
         let schema = json!({"type": "object", "properties": {"spec": {"type": "object",
-            "properties": {"min": {"type": "integer"}, "max": {"type": "integer"}, "mode": {"type": "string",
-                "x-kubernetes-validations": [{"rule": "self == oldSelf", "message": "mode is immutable"}]}},
-            "x-kubernetes-validations": [
-                {"rule": "self.min <= self.max", "messageExpression": "'min ' + string(self.min) + ' exceeds max ' + string(self.max)"},
-                {"rule": "self.max < 100", "fieldPath": ".max", "reason": "FieldValueForbidden", "message": "too big"},
-            ]}}});
+        "properties": {"min": {"type": "integer"}, "max": {"type": "integer"}, "mode": {"type": "string",
+            "x-kubernetes-validations": [{"rule": "self == oldSelf", "message": "mode is immutable"}]}},
+        "x-kubernetes-validations": [
+            {"rule": "self.min <= self.max", "messageExpression": "'min ' + string(self.min) + ' exceeds max ' + string(self.max)"},
+            {"rule": "self.max < 100", "fieldPath": ".max", "reason": "FieldValueForbidden", "message": "too big"},
+        ]}}});
         assert!(validate(&schema, &json!({"spec": {"min": 1, "max": 2, "mode": "a"}}), None).is_empty());
-        let got: Vec<String> = validate(&schema, &json!({"spec": {"min": 150, "max": 120, "mode": "a"}}), None).iter().map(|c| format!("{}: {}", c.field, c.message)).collect();
+        let got: Vec<String> = validate(&schema, &json!({"spec": {"min": 150, "max": 120, "mode": "a"}}), None)
+            .iter()
+            .map(|c| format!("{}: {}", c.field, c.message))
+            .collect();
         assert_eq!(got, ["spec: Invalid value: \"object\": min 150 exceeds max 120", "spec.max: Forbidden: too big"]);
         let old = json!({"spec": {"min": 1, "max": 2, "mode": "a"}});
         let got = validate(&schema, &json!({"spec": {"min": 1, "max": 2, "mode": "b"}}), Some(&old));
         assert_eq!(got[0].message, "Invalid value: \"string\": mode is immutable");
         let mut bad = schema.clone();
         bad["properties"]["spec"]["x-kubernetes-validations"][0]["rule"] = json!("self.min <=");
-        let errs = validate_crd(&json!({"metadata": {"name": "a.b.c"}, "spec": {"group": "b.c", "scope": "Cluster", "names": {"plural": "a", "kind": "A"},
-            "versions": [{"name": "v1", "served": true, "storage": true, "schema": {"openAPIV3Schema": bad}}]}}), None);
+        let errs = validate_crd(
+            &json!({"metadata": {"name": "a.b.c"}, "spec": {"group": "b.c", "scope": "Cluster", "names": {"plural": "a", "kind": "A"},
+            "versions": [{"name": "v1", "served": true, "storage": true, "schema": {"openAPIV3Schema": bad}}]}}),
+            None,
+        );
         assert!(errs.iter().any(|e| e.field.ends_with("x-kubernetes-validations[0].rule") && e.message.contains("compilation failed")), "{errs:?}");
     }
 }

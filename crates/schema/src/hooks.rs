@@ -323,10 +323,10 @@ pub fn converts(def: &ResourceDef) -> bool {
 fn rename<'a>(obj: &mut Value, pairs: impl Iterator<Item = (&'a str, &'a str)>) {
     let Some(m) = obj.as_object_mut() else { return };
     for (from, to) in pairs {
-        if from != to {
-            if let Some(v) = m.remove(from) {
-                m.insert(to.to_string(), v);
-            }
+        if from != to
+            && let Some(v) = m.remove(from)
+        {
+            m.insert(to.to_string(), v);
         }
     }
 }
@@ -343,10 +343,7 @@ pub const CRD_CLEANUP: &str = "customresourcecleanup.apiextensions.k8s.io";
 /// Upstream's QoS classification: Guaranteed when every container has equal
 /// CPU and memory requests and limits, BestEffort when none has any, else Burstable.
 pub fn qos_class(pod: &Value) -> &'static str {
-    let containers = ["containers", "initContainers"]
-        .iter()
-        .filter_map(|k| pod.pointer(&format!("/spec/{k}")).and_then(Value::as_array))
-        .flatten();
+    let containers = ["containers", "initContainers"].iter().filter_map(|k| pod.pointer(&format!("/spec/{k}")).and_then(Value::as_array)).flatten();
     let mut any = false;
     let mut guaranteed = true;
     for c in containers {

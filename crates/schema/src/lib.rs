@@ -78,11 +78,7 @@ pub struct ResourceDef {
 
 impl ResourceDef {
     pub fn api_version(&self) -> String {
-        if self.group.is_empty() {
-            self.version.clone()
-        } else {
-            format!("{}/{}", self.group, self.version)
-        }
+        if self.group.is_empty() { self.version.clone() } else { format!("{}/{}", self.group, self.version) }
     }
 
     pub fn subresource(&self, name: &str) -> Option<&Subresource> {
@@ -95,19 +91,14 @@ impl ResourceDef {
 
     /// "pods" for the core group, "deployments.apps" otherwise (used in messages).
     pub fn group_resource(&self) -> String {
-        if self.group.is_empty() {
-            self.plural.clone()
-        } else {
-            format!("{}.{}", self.plural, self.group)
-        }
+        if self.group.is_empty() { self.plural.clone() } else { format!("{}.{}", self.plural, self.group) }
     }
 
     /// The value of a field-selector field, or None if the field is not
     /// supported for this resource. Missing fields read as upstream reports
     /// them: "" for strings, "0" and "false" for the counters and flags.
     pub fn field_value(&self, obj: &Value, field: &str) -> Option<String> {
-        let supported = matches!(field, "metadata.name" | "metadata.namespace")
-            || self.field_selectors.iter().any(|f| f == field);
+        let supported = matches!(field, "metadata.name" | "metadata.namespace") || self.field_selectors.iter().any(|f| f == field);
         if !supported {
             return None;
         }
@@ -122,11 +113,7 @@ impl ResourceDef {
         Some(match cur {
             Value::String(s) => s.clone(),
             Value::Null => default.to_string(),
-            Value::Array(items) => items
-                .iter()
-                .map(|i| i.get("ip").and_then(Value::as_str).unwrap_or_default())
-                .collect::<Vec<_>>()
-                .join(","),
+            Value::Array(items) => items.iter().map(|i| i.get("ip").and_then(Value::as_str).unwrap_or_default()).collect::<Vec<_>>().join(","),
             other => other.to_string(),
         })
     }

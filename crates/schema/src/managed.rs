@@ -101,10 +101,7 @@ fn items<'a>(defs: &'a Definitions, schema: &'a Value) -> &'a Value {
 fn key_step(elem: &Value, keys: &[&str]) -> String {
     let mut ks: Vec<&&str> = keys.iter().collect();
     ks.sort();
-    let m: Map<String, Value> = ks
-        .iter()
-        .filter_map(|k| elem.get(**k).cloned().or_else(|| key_default(k)).map(|v| (k.to_string(), v)))
-        .collect();
+    let m: Map<String, Value> = ks.iter().filter_map(|k| elem.get(**k).cloned().or_else(|| key_default(k)).map(|v| (k.to_string(), v))).collect();
     format!("k:{}", Value::Object(m))
 }
 
@@ -116,8 +113,18 @@ fn key_default(key: &str) -> Option<Value> {
 }
 
 /// Metadata the server owns; never part of anyone's field set.
-const SERVER_META: [&str; 10] =
-    ["name", "namespace", "uid", "resourceVersion", "generation", "creationTimestamp", "managedFields", "deletionTimestamp", "deletionGracePeriodSeconds", "selfLink"];
+const SERVER_META: [&str; 10] = [
+    "name",
+    "namespace",
+    "uid",
+    "resourceVersion",
+    "generation",
+    "creationTimestamp",
+    "managedFields",
+    "deletionTimestamp",
+    "deletionGracePeriodSeconds",
+    "selfLink",
+];
 
 /// The fields of `obj` (whose schema is `schema`) as a set of paths.
 pub fn field_set(defs: &Definitions, schema: &Value, obj: &Value) -> FieldSet {
@@ -241,9 +248,10 @@ fn remove_path(obj: &mut Value, path: &[String]) {
             m.remove(f);
         }
     } else if let Some(found) = step_into(cur, last).cloned()
-        && let Some(l) = cur.as_array_mut() {
-            l.retain(|e| *e != found);
-        }
+        && let Some(l) = cur.as_array_mut()
+    {
+        l.retain(|e| *e != found);
+    }
 }
 
 /// A FieldSet as the FieldsV1 trie.

@@ -116,7 +116,8 @@ const P_NAME: Param = ("name", "path", "string", "name of the resource");
 const P_NAMESPACE: Param = ("namespace", "path", "string", "object name and auth scope, such as for teams and projects");
 const P_PRETTY: Param = ("pretty", "query", "string", "If 'true', then the output is pretty printed.");
 const P_DRY_RUN: Param = ("dryRun", "query", "string", "When present, indicates that modifications should not be persisted. Valid values: All.");
-const P_FIELD_MANAGER: Param = ("fieldManager", "query", "string", "fieldManager is a name associated with the actor or entity that is making these changes.");
+const P_FIELD_MANAGER: Param =
+    ("fieldManager", "query", "string", "fieldManager is a name associated with the actor or entity that is making these changes.");
 const P_FIELD_VALIDATION: Param = (
     "fieldValidation",
     "query",
@@ -134,13 +135,23 @@ const LIST_PARAMS: [Param; 10] = [
     ("resourceVersionMatch", "query", "string", "resourceVersionMatch determines how resourceVersion is applied to list calls."),
     ("sendInitialEvents", "query", "boolean", "`sendInitialEvents=true` may be set together with `watch=true`."),
     ("timeoutSeconds", "query", "integer", "Timeout for the list/watch call."),
-    ("watch", "query", "boolean", "Watch for changes to the described resources and return them as a stream of add, update, and remove notifications."),
+    (
+        "watch",
+        "query",
+        "boolean",
+        "Watch for changes to the described resources and return them as a stream of add, update, and remove notifications.",
+    ),
 ];
 const DELETE_PARAMS: [Param; 4] = [
     P_DRY_RUN,
     ("gracePeriodSeconds", "query", "integer", "The duration in seconds before the object should be deleted."),
     ("orphanDependents", "query", "boolean", "Deprecated: please use the PropagationPolicy."),
-    ("propagationPolicy", "query", "string", "Whether and how garbage collection will be performed. Acceptable values are: 'Orphan', 'Background', 'Foreground'."),
+    (
+        "propagationPolicy",
+        "query",
+        "string",
+        "Whether and how garbage collection will be performed. Acceptable values are: 'Orphan', 'Background', 'Foreground'.",
+    ),
 ];
 
 const CUSTOM_PATCH_TYPES: [&str; 3] = ["application/apply-patch+yaml", "application/json-patch+json", "application/merge-patch+json"];
@@ -371,9 +382,10 @@ fn to_v3(s: &Value) -> Value {
                 }
             }
             if out.len() > 1
-                && let Some(r) = out.remove("$ref") {
-                    out.insert("allOf".into(), json!([{"$ref": r}]));
-                }
+                && let Some(r) = out.remove("$ref")
+            {
+                out.insert("allOf".into(), json!([{"$ref": r}]));
+            }
             if m.get("format").and_then(Value::as_str) == Some("int-or-string") {
                 out.insert("x-kubernetes-int-or-string".into(), json!(true));
             }
@@ -402,7 +414,8 @@ fn custom_definitions(d: &ResourceDef, c: &crate::crd::Custom) -> [(String, Valu
     }
     obj["properties"]["apiVersion"] = api_version.clone();
     obj["properties"]["kind"] = kind.clone();
-    obj["properties"]["metadata"] = json!({"$ref": format!("{V2_REF}io.k8s.apimachinery.pkg.apis.meta.v1.ObjectMeta"), "description": "Standard object's metadata."});
+    obj["properties"]["metadata"] =
+        json!({"$ref": format!("{V2_REF}io.k8s.apimachinery.pkg.apis.meta.v1.ObjectMeta"), "description": "Standard object's metadata."});
     obj["x-kubernetes-group-version-kind"] = json!([{"group": d.group, "kind": d.kind, "version": d.version}]);
     let list = json!({
         "description": format!("{}List is a list of {}", d.kind, d.kind),
@@ -466,7 +479,8 @@ fn paths_and_schemas<'a>(flavor: Flavor, resources: impl IntoIterator<Item = &'a
         resource_paths(flavor, d, name, list.as_deref(), &mut paths);
     }
     let form = |s: &Value| if flavor == Flavor::V3 { to_v3(s) } else { s.clone() };
-    let mut schemas: Map<String, Value> = defs.closure(roots.iter().map(String::as_str)).into_iter().map(|n| (n.clone(), form(&defs.schemas[&n]))).collect();
+    let mut schemas: Map<String, Value> =
+        defs.closure(roots.iter().map(String::as_str)).into_iter().map(|n| (n.clone(), form(&defs.schemas[&n]))).collect();
     schemas.extend(extra.iter().map(|(n, s)| (n.clone(), form(s))));
     (paths, schemas)
 }

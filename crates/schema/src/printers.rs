@@ -31,13 +31,8 @@ const fn wide(name: &'static str, type_: &'static str, description: &'static str
     Column { name, type_, format: "", description, priority: 1 }
 }
 
-const NAME: Column = Column {
-    name: "Name",
-    type_: "string",
-    format: "name",
-    description: "Name of the object, unique within its namespace.",
-    priority: 0,
-};
+const NAME: Column =
+    Column { name: "Name", type_: "string", format: "name", description: "Name of the object, unique within its namespace.", priority: 0 };
 /// Scale and StorageVersionMigration declare their name column without the
 /// "name" format upstream; kept so clients see the same definition.
 const PLAIN_NAME: Column = col("Name", "string", "Name of the object, unique within its namespace.");
@@ -50,9 +45,7 @@ const SELECTOR: Column = wide("Selector", "string", "Label selector of the pods 
 /// `additionalPrinterColumns` (or Age when it has none), as upstream's CRD
 /// table convertor.
 pub fn custom_columns(c: &crate::crd::Custom) -> Vec<Value> {
-    let def = |name: &str, type_: &str, format: &str, description: &str, priority: u32| {
-        serde_json::json!({"name": name, "type": type_, "format": format, "description": description, "priority": priority})
-    };
+    let def = |name: &str, type_: &str, format: &str, description: &str, priority: u32| serde_json::json!({"name": name, "type": type_, "format": format, "description": description, "priority": priority});
     let mut out = vec![def(NAME.name, NAME.type_, NAME.format, NAME.description, 0)];
     if c.columns.is_empty() {
         out.push(def(AGE.name, AGE.type_, AGE.format, AGE.description, 0));
@@ -134,17 +127,13 @@ pub fn printer(group: &str, kind: &str) -> Printer {
         }
         ("admissionregistration.k8s.io", "ValidatingAdmissionPolicy") => (VALIDATING_POLICY, validating_policy),
         ("admissionregistration.k8s.io", "MutatingAdmissionPolicy") => (MUTATING_POLICY, mutating_policy),
-        ("admissionregistration.k8s.io", "ValidatingAdmissionPolicyBinding" | "MutatingAdmissionPolicyBinding") => {
-            (POLICY_BINDING, policy_binding)
-        }
+        ("admissionregistration.k8s.io", "ValidatingAdmissionPolicyBinding" | "MutatingAdmissionPolicyBinding") => (POLICY_BINDING, policy_binding),
         ("flowcontrol.apiserver.k8s.io", "FlowSchema") => (FLOW_SCHEMA, flow_schema),
         ("flowcontrol.apiserver.k8s.io", "PriorityLevelConfiguration") => (PRIORITY_LEVEL, priority_level),
         ("resource.k8s.io", "DeviceClass" | "ResourceClaimTemplate") => (NAME_AGE, name_age),
         ("resource.k8s.io", "ResourceClaim") => (RESOURCE_CLAIM, resource_claim),
         ("resource.k8s.io", "ResourceSlice") => (RESOURCE_SLICE, resource_slice),
-        ("storagemigration.k8s.io", "StorageVersionMigration") => {
-            (STORAGE_VERSION_MIGRATION, storage_version_migration)
-        }
+        ("storagemigration.k8s.io", "StorageVersionMigration") => (STORAGE_VERSION_MIGRATION, storage_version_migration),
         ("apiregistration.k8s.io", "APIService") => (API_SERVICE, api_service),
         _ => (DEFAULT, default_cells),
     };
@@ -284,8 +273,7 @@ fn int_or_string(v: &Value) -> String {
 
 /// A label map as "k=v,k2=v2" in key order, or "<none>".
 fn format_labels(labels: Option<&Map<String, Value>>) -> String {
-    let mut pairs: Vec<String> =
-        labels.into_iter().flatten().map(|(k, v)| format!("{k}={}", v.as_str().unwrap_or(""))).collect();
+    let mut pairs: Vec<String> = labels.into_iter().flatten().map(|(k, v)| format!("{k}={}", v.as_str().unwrap_or(""))).collect();
     if pairs.is_empty() {
         return "<none>".into();
     }
@@ -437,10 +425,8 @@ fn pod(pod: &Value, now: OffsetDateTime) -> Vec<Value> {
 
     let init_specs = list(pod, "spec.initContainers");
     // Sidecars are init containers that keep running; they count as containers.
-    let is_sidecar =
-        |name: &str| init_specs.iter().any(|c| text(c, "name") == name && text(c, "restartPolicy") == "Always");
-    let total =
-        list(pod, "spec.containers").len() + init_specs.iter().filter(|c| text(c, "restartPolicy") == "Always").count();
+    let is_sidecar = |name: &str| init_specs.iter().any(|c| text(c, "name") == name && text(c, "restartPolicy") == "Always");
+    let total = list(pod, "spec.containers").len() + init_specs.iter().filter(|c| text(c, "restartPolicy") == "Always").count();
     let mut ready = 0usize;
     let mut restarts = 0i64;
     let mut sidecar_restarts = 0i64;
@@ -524,12 +510,7 @@ fn pod(pod: &Value, now: OffsetDateTime) -> Vec<Value> {
     let gates_cell = if gates.is_empty() {
         "<none>".to_string()
     } else {
-        let met = gates
-            .iter()
-            .filter(|g| {
-                find_condition(conditions, text(g, "conditionType")).is_some_and(|c| text(c, "status") == "True")
-            })
-            .count();
+        let met = gates.iter().filter(|g| find_condition(conditions, text(g, "conditionType")).is_some_and(|c| text(c, "status") == "True")).count();
         format!("{met}/{}", gates.len())
     };
     vec![
@@ -637,8 +618,7 @@ fn deployment(obj: &Value, now: OffsetDateTime) -> Vec<Value> {
     ]
 }
 
-const STATEFUL_SET: &[Column] =
-    &[NAME, col("Ready", "string", "Ready replicas over desired replicas."), AGE, CONTAINERS, IMAGES];
+const STATEFUL_SET: &[Column] = &[NAME, col("Ready", "string", "Ready replicas over desired replicas."), AGE, CONTAINERS, IMAGES];
 
 fn stateful_set(obj: &Value, now: OffsetDateTime) -> Vec<Value> {
     let [names, images] = container_cells(at(obj, "spec.template.spec"));
@@ -676,12 +656,8 @@ fn daemon_set(obj: &Value, now: OffsetDateTime) -> Vec<Value> {
     ]
 }
 
-const CONTROLLER_REVISION: &[Column] = &[
-    NAME,
-    col("Controller", "string", "The object that owns this revision."),
-    col("Revision", "string", "The revision number."),
-    AGE,
-];
+const CONTROLLER_REVISION: &[Column] =
+    &[NAME, col("Controller", "string", "The object that owns this revision."), col("Revision", "string", "The revision number."), AGE];
 
 fn controller_revision(obj: &Value, now: OffsetDateTime) -> Vec<Value> {
     let owner = list(obj, "metadata.ownerReferences").iter().find(|o| flag(o, "controller") == Some(true));
@@ -691,11 +667,7 @@ fn controller_revision(obj: &Value, now: OffsetDateTime) -> Vec<Value> {
             let group = text(o, "apiVersion").rsplit_once('/').map(|(g, _)| g).unwrap_or("");
             let kind = text(o, "kind");
             let group_kind = if group.is_empty() { kind.to_string() } else { format!("{kind}.{group}") };
-            if group_kind.is_empty() {
-                text(o, "name").to_string()
-            } else {
-                format!("{}/{}", group_kind.to_lowercase(), text(o, "name"))
-            }
+            if group_kind.is_empty() { text(o, "name").to_string() } else { format!("{}/{}", group_kind.to_lowercase(), text(o, "name")) }
         }
     };
     vec![name(obj), s(controller), int(obj, "revision").into(), age(obj, now)]
@@ -742,16 +714,7 @@ fn job(obj: &Value, now: OffsetDateTime) -> Vec<Value> {
         "Running"
     };
     let [names, images] = container_cells(at(obj, "spec.template.spec"));
-    vec![
-        name(obj),
-        s(status),
-        s(completions),
-        s(duration),
-        age(obj, now),
-        names,
-        images,
-        s(format_label_selector(at(obj, "spec.selector"))),
-    ]
+    vec![name(obj), s(status), s(completions), s(duration), age(obj, now), names, images, s(format_label_selector(at(obj, "spec.selector")))]
 }
 
 const CRON_JOB: &[Column] = &[
@@ -829,12 +792,9 @@ fn hpa_metric(spec: &Value, status: Option<&Value>) -> String {
                     format!("{resource}: {}/{}", cur.unwrap_or_else(unknown), quantity(Some(avg)))
                 }
                 None => {
-                    let cur = current(&format!("{key}.current.averageUtilization"))
-                        .and_then(Value::as_i64)
-                        .map(|u| format!("{u}%"));
-                    let target = opt_int(spec, &format!("{key}.target.averageUtilization"))
-                        .map(|u| format!("{u}%"))
-                        .unwrap_or_else(|| "<auto>".into());
+                    let cur = current(&format!("{key}.current.averageUtilization")).and_then(Value::as_i64).map(|u| format!("{u}%"));
+                    let target =
+                        opt_int(spec, &format!("{key}.target.averageUtilization")).map(|u| format!("{u}%")).unwrap_or_else(|| "<auto>".into());
                     format!("{resource}: {}/{target}", cur.unwrap_or_else(unknown))
                 }
             }
@@ -849,9 +809,7 @@ fn hpa_targets(obj: &Value) -> String {
         // autoscaling/v1 keeps its single CPU target in dedicated fields.
         return match opt_int(obj, "spec.targetCPUUtilizationPercentage") {
             Some(target) => {
-                let cur = opt_int(obj, "status.currentCPUUtilizationPercentage")
-                    .map(|c| format!("{c}%"))
-                    .unwrap_or_else(|| "<unknown>".into());
+                let cur = opt_int(obj, "status.currentCPUUtilizationPercentage").map(|c| format!("{c}%")).unwrap_or_else(|| "<unknown>".into());
                 format!("cpu: {cur}/{target}%")
             }
             None => "<none>".into(),
@@ -882,12 +840,8 @@ fn hpa(obj: &Value, now: OffsetDateTime) -> Vec<Value> {
     ]
 }
 
-const SCALE: &[Column] = &[
-    PLAIN_NAME,
-    col("Desired", "integer", "Number of replicas wanted."),
-    col("Available", "integer", "Number of replicas observed."),
-    AGE,
-];
+const SCALE: &[Column] =
+    &[PLAIN_NAME, col("Desired", "integer", "Number of replicas wanted."), col("Available", "integer", "Number of replicas observed."), AGE];
 
 fn scale(obj: &Value, now: OffsetDateTime) -> Vec<Value> {
     vec![name(obj), int(obj, "spec.replicas").into(), int(obj, "status.replicas").into(), age(obj, now)]
@@ -903,13 +857,7 @@ const PDB: &[Column] = &[
 
 fn pdb(obj: &Value, now: OffsetDateTime) -> Vec<Value> {
     let bound = |path: &str| at(obj, path).filter(|v| !v.is_null()).map(int_or_string).unwrap_or_else(|| "N/A".into());
-    vec![
-        name(obj),
-        s(bound("spec.minAvailable")),
-        s(bound("spec.maxUnavailable")),
-        int(obj, "status.disruptionsAllowed").into(),
-        age(obj, now),
-    ]
+    vec![name(obj), s(bound("spec.minAvailable")), s(bound("spec.maxUnavailable")), int(obj, "status.disruptionsAllowed").into(), age(obj, now)]
 }
 
 // ---------------------------------------------------------------------------
@@ -984,8 +932,7 @@ fn service_ports(svc: &Value) -> String {
 }
 
 fn service(svc: &Value, now: OffsetDateTime) -> Vec<Value> {
-    let cluster_ip =
-        list(svc, "spec.clusterIPs").first().and_then(Value::as_str).unwrap_or_else(|| text(svc, "spec.clusterIP"));
+    let cluster_ip = list(svc, "spec.clusterIPs").first().and_then(Value::as_str).unwrap_or_else(|| text(svc, "spec.clusterIP"));
     vec![
         name(svc),
         s(text(svc, "spec.type")),
@@ -1018,10 +965,7 @@ fn endpoints(obj: &Value, now: OffsetDateTime) -> Vec<Value> {
             let rendered: Vec<Vec<String>> = if ports.is_empty() {
                 vec![addresses.iter().map(|a| text(a, "ip").to_string()).collect()]
             } else {
-                ports
-                    .iter()
-                    .map(|p| addresses.iter().map(|a| host_port(text(a, "ip"), int(p, "port"))).collect())
-                    .collect()
+                ports.iter().map(|p| addresses.iter().map(|a| host_port(text(a, "ip"), int(p, "port"))).collect()).collect()
             };
             for group in rendered {
                 count += group.len();
@@ -1053,8 +997,7 @@ fn endpoint_slice(obj: &Value, now: OffsetDateTime) -> Vec<Value> {
             (None, None) => "*".to_string(),
         })
         .collect();
-    let addresses: Vec<&str> =
-        list(obj, "endpoints").iter().flat_map(|e| list(e, "addresses").iter().filter_map(Value::as_str)).collect();
+    let addresses: Vec<&str> = list(obj, "endpoints").iter().flat_map(|e| list(e, "addresses").iter().filter_map(Value::as_str)).collect();
     let address_items = addresses.iter().take(MAX).map(|a| a.to_string()).collect();
     vec![
         name(obj),
@@ -1149,8 +1092,7 @@ fn ip_address(obj: &Value, now: OffsetDateTime) -> Vec<Value> {
         None => "<none>".to_string(),
         Some(p) => {
             let (group, resource) = (text(p, "group"), text(p, "resource"));
-            let mut out =
-                if group.is_empty() { resource.to_lowercase() } else { format!("{resource}.{group}").to_lowercase() };
+            let mut out = if group.is_empty() { resource.to_lowercase() } else { format!("{resource}.{group}").to_lowercase() };
             let namespace = text(p, "namespace");
             if !namespace.is_empty() {
                 out = format!("{out}/{namespace}");
@@ -1249,14 +1191,8 @@ struct EventFields {
     source: &'static str,
 }
 
-const CORE_EVENT: EventFields = EventFields {
-    first: "firstTimestamp",
-    last: "lastTimestamp",
-    count: "count",
-    regarding: "involvedObject",
-    message: "message",
-    source: "source",
-};
+const CORE_EVENT: EventFields =
+    EventFields { first: "firstTimestamp", last: "lastTimestamp", count: "count", regarding: "involvedObject", message: "message", source: "source" };
 
 /// events.k8s.io/v1 carries the same event under its newer field names.
 const EVENTS_EVENT: EventFields = EventFields {
@@ -1314,8 +1250,7 @@ fn event(obj: &Value, now: OffsetDateTime, f: &EventFields) -> Vec<Value> {
     ]
 }
 
-const SECRET: &[Column] =
-    &[NAME, col("Type", "string", "The type of the secret."), col("Data", "string", "Number of data entries."), AGE];
+const SECRET: &[Column] = &[NAME, col("Type", "string", "The type of the secret."), col("Data", "string", "Number of data entries."), AGE];
 
 fn secret(obj: &Value, now: OffsetDateTime) -> Vec<Value> {
     let data = object(obj, "data").map_or(0, Map::len) as i64;
@@ -1367,9 +1302,7 @@ const COMPONENT_STATUS: &[Column] = &[
 
 fn component_status(obj: &Value, _now: OffsetDateTime) -> Vec<Value> {
     let (status, message, error) = match find_condition(list(obj, "conditions"), "Healthy") {
-        Some(c) => {
-            (if text(c, "status") == "True" { "Healthy" } else { "Unhealthy" }, text(c, "message"), text(c, "error"))
-        }
+        Some(c) => (if text(c, "status") == "True" { "Healthy" } else { "Unhealthy" }, text(c, "message"), text(c, "error")),
         None => ("Unknown", "", ""),
     };
     vec![name(obj), s(status), s(message), s(error)]
@@ -1403,11 +1336,7 @@ fn storage_class_of(obj: &Value) -> String {
 }
 
 fn deleting_or(obj: &Value, phase: &str) -> String {
-    if at(obj, "metadata.deletionTimestamp").is_some_and(|d| !d.is_null()) {
-        "Terminating".into()
-    } else {
-        phase.into()
-    }
+    if at(obj, "metadata.deletionTimestamp").is_some_and(|d| !d.is_null()) { "Terminating".into() } else { phase.into() }
 }
 
 fn persistent_volume(obj: &Value, now: OffsetDateTime) -> Vec<Value> {
@@ -1479,10 +1408,7 @@ fn annotated_true(obj: &Value, keys: &[&str]) -> bool {
 
 fn storage_class(obj: &Value, now: OffsetDateTime) -> Vec<Value> {
     let mut shown = text(obj, "metadata.name").to_string();
-    if annotated_true(
-        obj,
-        &["storageclass.kubernetes.io/is-default-class", "storageclass.beta.kubernetes.io/is-default-class"],
-    ) {
+    if annotated_true(obj, &["storageclass.kubernetes.io/is-default-class", "storageclass.beta.kubernetes.io/is-default-class"]) {
         shown.push_str(" (default)");
     }
     vec![
@@ -1495,8 +1421,7 @@ fn storage_class(obj: &Value, now: OffsetDateTime) -> Vec<Value> {
     ]
 }
 
-const VOLUME_ATTRIBUTES_CLASS: &[Column] =
-    &[NAME, col("DriverName", "string", "CSI driver the class applies to."), AGE];
+const VOLUME_ATTRIBUTES_CLASS: &[Column] = &[NAME, col("DriverName", "string", "CSI driver the class applies to."), AGE];
 
 fn volume_attributes_class(obj: &Value, now: OffsetDateTime) -> Vec<Value> {
     let mut shown = text(obj, "metadata.name").to_string();
@@ -1509,13 +1434,7 @@ fn volume_attributes_class(obj: &Value, now: OffsetDateTime) -> Vec<Value> {
 /// Upstream gives the Attacher column the "name" format too.
 const VOLUME_ATTACHMENT: &[Column] = &[
     NAME,
-    Column {
-        name: "Attacher",
-        type_: "string",
-        format: "name",
-        description: "Driver that attaches the volume.",
-        priority: 0,
-    },
+    Column { name: "Attacher", type_: "string", format: "name", description: "Driver that attaches the volume.", priority: 0 },
     col("PV", "string", "The persistent volume being attached."),
     col("Node", "string", "The node the volume is attached to."),
     col("Attached", "boolean", "Whether the attach operation succeeded."),
@@ -1568,11 +1487,8 @@ fn csi_driver(obj: &Value, now: OffsetDateTime) -> Vec<Value> {
     ]
 }
 
-const CSI_STORAGE_CAPACITY: &[Column] = &[
-    NAME,
-    col("StorageClassName", "string", "StorageClass the capacity is for."),
-    col("Capacity", "string", "Capacity available for new volumes."),
-];
+const CSI_STORAGE_CAPACITY: &[Column] =
+    &[NAME, col("StorageClassName", "string", "StorageClass the capacity is for."), col("Capacity", "string", "Capacity available for new volumes.")];
 
 fn csi_storage_capacity(obj: &Value, _now: OffsetDateTime) -> Vec<Value> {
     let capacity = match at(obj, "capacity").filter(|c| !c.is_null()) {
@@ -1648,14 +1564,7 @@ fn csr(obj: &Value, now: OffsetDateTime) -> Vec<Value> {
         Some(secs) => human_duration(Duration::seconds(secs)),
         None => "<none>".into(),
     };
-    vec![
-        name(obj),
-        age(obj, now),
-        s(or_default(text(obj, "spec.signerName"), "<none>")),
-        s(text(obj, "spec.username")),
-        s(duration),
-        s(condition),
-    ]
+    vec![name(obj), age(obj, now), s(or_default(text(obj, "spec.signerName"), "<none>")), s(text(obj, "spec.username")), s(duration), s(condition)]
 }
 
 const CLUSTER_TRUST_BUNDLE: &[Column] = &[NAME, col("SignerName", "string", "Signer the bundle belongs to.")];
@@ -1679,13 +1588,7 @@ const PRIORITY_CLASS: &[Column] = &[
 ];
 
 fn priority_class(obj: &Value, now: OffsetDateTime) -> Vec<Value> {
-    vec![
-        name(obj),
-        int(obj, "value").into(),
-        flag(obj, "globalDefault").unwrap_or(false).into(),
-        age(obj, now),
-        s(text(obj, "preemptionPolicy")),
-    ]
+    vec![name(obj), int(obj, "value").into(), flag(obj, "globalDefault").unwrap_or(false).into(), age(obj, now), s(text(obj, "preemptionPolicy"))]
 }
 
 const RUNTIME_CLASS: &[Column] = &[NAME, col("Handler", "string", "CRI handler that runs the pods."), AGE];
@@ -1697,8 +1600,7 @@ fn runtime_class(obj: &Value, now: OffsetDateTime) -> Vec<Value> {
 // ---------------------------------------------------------------------------
 // Admission and flow control.
 
-const WEBHOOK_CONFIGURATION: &[Column] =
-    &[NAME, col("Webhooks", "integer", "Number of webhooks in the configuration."), AGE];
+const WEBHOOK_CONFIGURATION: &[Column] = &[NAME, col("Webhooks", "integer", "Number of webhooks in the configuration."), AGE];
 
 fn webhook_configuration(obj: &Value, now: OffsetDateTime) -> Vec<Value> {
     vec![name(obj), (list(obj, "webhooks").len() as i64).into(), age(obj, now)]
@@ -1706,8 +1608,7 @@ fn webhook_configuration(obj: &Value, now: OffsetDateTime) -> Vec<Value> {
 
 const PARAM_KIND: Column = col("ParamKind", "string", "Kind of the objects that parameterize the policy.");
 
-const VALIDATING_POLICY: &[Column] =
-    &[NAME, col("Validations", "integer", "Number of validation rules."), PARAM_KIND, AGE];
+const VALIDATING_POLICY: &[Column] = &[NAME, col("Validations", "integer", "Number of validation rules."), PARAM_KIND, AGE];
 
 const MUTATING_POLICY: &[Column] = &[NAME, col("Mutations", "integer", "Number of mutations."), PARAM_KIND, AGE];
 
@@ -1726,38 +1627,23 @@ fn mutating_policy(obj: &Value, now: OffsetDateTime) -> Vec<Value> {
     vec![name(obj), (list(obj, "spec.mutations").len() as i64).into(), s(param_kind(obj)), age(obj, now)]
 }
 
-const POLICY_BINDING: &[Column] = &[
-    NAME,
-    col("PolicyName", "string", "The policy this binding applies."),
-    col("ParamRef", "string", "The parameter objects of the binding."),
-    AGE,
-];
+const POLICY_BINDING: &[Column] =
+    &[NAME, col("PolicyName", "string", "The policy this binding applies."), col("ParamRef", "string", "The parameter objects of the binding."), AGE];
 
 /// A LabelSelector as Go prints the struct, which is what upstream shows
 /// for a selector-based paramRef.
 fn go_selector_struct(sel: &Value) -> String {
-    let mut labels: Vec<String> = object(sel, "matchLabels")
-        .into_iter()
-        .flatten()
-        .map(|(k, v)| format!("{k}: {},", v.as_str().unwrap_or("")))
-        .collect();
+    let mut labels: Vec<String> =
+        object(sel, "matchLabels").into_iter().flatten().map(|(k, v)| format!("{k}: {},", v.as_str().unwrap_or(""))).collect();
     labels.sort();
     let exprs: String = list(sel, "matchExpressions")
         .iter()
         .map(|e| {
             let values: Vec<&str> = list(e, "values").iter().filter_map(Value::as_str).collect();
-            format!(
-                "LabelSelectorRequirement{{Key:{},Operator:{},Values:[{}],}},",
-                text(e, "key"),
-                text(e, "operator"),
-                values.join(" ")
-            )
+            format!("LabelSelectorRequirement{{Key:{},Operator:{},Values:[{}],}},", text(e, "key"), text(e, "operator"), values.join(" "))
         })
         .collect();
-    format!(
-        "&LabelSelector{{MatchLabels:map[string]string{{{}}},MatchExpressions:[]LabelSelectorRequirement{{{exprs}}},}}",
-        labels.join("")
-    )
+    format!("&LabelSelector{{MatchLabels:map[string]string{{{}}},MatchExpressions:[]LabelSelectorRequirement{{{exprs}}},}}", labels.join(""))
 }
 
 fn policy_binding(obj: &Value, now: OffsetDateTime) -> Vec<Value> {
@@ -1786,9 +1672,7 @@ const FLOW_SCHEMA: &[Column] = &[
 ];
 
 fn flow_schema(obj: &Value, now: OffsetDateTime) -> Vec<Value> {
-    let missing = find_condition(list(obj, "status.conditions"), "Dangling")
-        .map(|c| text(c, "status").to_string())
-        .unwrap_or_else(|| "?".into());
+    let missing = find_condition(list(obj, "status.conditions"), "Dangling").map(|c| text(c, "status").to_string()).unwrap_or_else(|| "?".into());
     vec![
         name(obj),
         s(text(obj, "spec.priorityLevelConfiguration.name")),
@@ -1826,8 +1710,7 @@ fn priority_level(obj: &Value, now: OffsetDateTime) -> Vec<Value> {
 // ---------------------------------------------------------------------------
 // Dynamic resource allocation, migrations, aggregation.
 
-const RESOURCE_CLAIM: &[Column] =
-    &[NAME, col("State", "string", "Summary of the claim's state (pending, allocated, reserved, deleted)."), AGE];
+const RESOURCE_CLAIM: &[Column] = &[NAME, col("State", "string", "Summary of the claim's state (pending, allocated, reserved, deleted)."), AGE];
 
 fn resource_claim(obj: &Value, now: OffsetDateTime) -> Vec<Value> {
     let deleted = at(obj, "metadata.deletionTimestamp").is_some_and(|d| !d.is_null());
@@ -1855,17 +1738,10 @@ const RESOURCE_SLICE: &[Column] = &[
 ];
 
 fn resource_slice(obj: &Value, now: OffsetDateTime) -> Vec<Value> {
-    vec![
-        name(obj),
-        s(text(obj, "spec.nodeName")),
-        s(text(obj, "spec.driver")),
-        s(text(obj, "spec.pool.name")),
-        age(obj, now),
-    ]
+    vec![name(obj), s(text(obj, "spec.nodeName")), s(text(obj, "spec.driver")), s(text(obj, "spec.pool.name")), age(obj, now)]
 }
 
-const STORAGE_VERSION_MIGRATION: &[Column] =
-    &[PLAIN_NAME, col("Resource", "string", "Fully qualified resource being migrated.")];
+const STORAGE_VERSION_MIGRATION: &[Column] = &[PLAIN_NAME, col("Resource", "string", "Fully qualified resource being migrated.")];
 
 fn storage_version_migration(obj: &Value, _now: OffsetDateTime) -> Vec<Value> {
     let (resource, group) = (text(obj, "spec.resource.resource"), text(obj, "spec.resource.group"));
@@ -1996,17 +1872,13 @@ mod tests {
             ("pending without statuses", base(json!({"phase": "Pending"})), "Pending", "0/1"),
             (
                 "exit code without reason",
-                base(
-                    json!({"phase": "Failed", "containerStatuses": [{"name": "c", "state": {"terminated": {"exitCode": 3}}}]}),
-                ),
+                base(json!({"phase": "Failed", "containerStatuses": [{"name": "c", "state": {"terminated": {"exitCode": 3}}}]})),
                 "ExitCode:3",
                 "0/1",
             ),
             (
                 "scheduling gated",
-                base(
-                    json!({"phase": "Pending", "conditions": [{"type": "PodScheduled", "status": "False", "reason": "SchedulingGated"}]}),
-                ),
+                base(json!({"phase": "Pending", "conditions": [{"type": "PodScheduled", "status": "False", "reason": "SchedulingGated"}]})),
                 "SchedulingGated",
                 "0/1",
             ),
@@ -2124,13 +1996,13 @@ mod tests {
         assert_eq!(cell("", "Service", &svc, "External-IP"), "<none>");
         assert_eq!(cell("", "Service", &svc, "Cluster-IP"), "10.96.0.10");
         assert_eq!(cell("", "Service", &svc, "Selector"), "a=1,b=2");
-        let lb = json!({"metadata": {"name": "lb"}, "spec": {"type": "LoadBalancer", "clusterIP": "None", "ports": [{"port": 443, "protocol": "TCP"}]}});
+        let lb =
+            json!({"metadata": {"name": "lb"}, "spec": {"type": "LoadBalancer", "clusterIP": "None", "ports": [{"port": 443, "protocol": "TCP"}]}});
         assert_eq!(cell("", "Service", &lb, "External-IP"), "<pending>");
         assert_eq!(cell("", "Service", &lb, "Cluster-IP"), "None");
         assert_eq!(cell("", "Service", &lb, "Port(s)"), "443/TCP");
         let mut lb_ready = lb.clone();
-        lb_ready["status"] =
-            json!({"loadBalancer": {"ingress": [{"ip": "5.6.7.8"}, {"hostname": "a.example"}, {"ip": "1.2.3.4"}]}});
+        lb_ready["status"] = json!({"loadBalancer": {"ingress": [{"ip": "5.6.7.8"}, {"hostname": "a.example"}, {"ip": "1.2.3.4"}]}});
         assert_eq!(cell("", "Service", &lb_ready, "External-IP"), "1.2.3.4,5.6.7.8,a.example");
         let ext = json!({"metadata": {"name": "x"}, "spec": {"type": "ExternalName", "externalName": "db.example"}});
         assert_eq!(cell("", "Service", &ext, "External-IP"), "db.example");
@@ -2179,10 +2051,7 @@ mod tests {
                         {"type": "Pods", "pods": {"metric": {"name": "qps"}, "target": {"type": "AverageValue", "averageValue": "1k"}}},
                         {"type": "Resource", "resource": {"name": "memory", "target": {"type": "AverageValue", "averageValue": "100Mi"}}}]},
             "status": {"currentReplicas": 2, "currentMetrics": [{"type": "Resource", "resource": {"name": "cpu", "current": {"averageUtilization": 20}}}]}});
-        assert_eq!(
-            cell("autoscaling", "HorizontalPodAutoscaler", &v2, "Targets"),
-            "cpu: 20%/50%, <unknown>/1k + 1 more..."
-        );
+        assert_eq!(cell("autoscaling", "HorizontalPodAutoscaler", &v2, "Targets"), "cpu: 20%/50%, <unknown>/1k + 1 more...");
         assert_eq!(cell("autoscaling", "HorizontalPodAutoscaler", &v2, "Reference"), "Deployment/web");
         let v1 = json!({"metadata": {"name": "h"}, "spec": {"maxReplicas": 3, "targetCPUUtilizationPercentage": 80}});
         assert_eq!(cell("autoscaling", "HorizontalPodAutoscaler", &v1, "Targets"), "cpu: <unknown>/80%");
@@ -2237,33 +2106,16 @@ mod tests {
         let pv = json!({"metadata": {"name": "pv1"}, "spec": {"capacity": {"storage": "1Gi"}, "accessModes": ["ReadWriteMany", "ReadWriteOnce"],
             "persistentVolumeReclaimPolicy": "Retain", "claimRef": {"namespace": "ns", "name": "c"}, "storageClassName": "fast"}, "status": {"phase": "Bound"}});
         let cells = row("", "PersistentVolume", &pv);
-        assert_eq!(
-            &cells[1..8],
-            &[
-                json!("1Gi"),
-                json!("RWO,RWX"),
-                json!("Retain"),
-                json!("Bound"),
-                json!("ns/c"),
-                json!("fast"),
-                json!("<unset>")
-            ]
-        );
+        assert_eq!(&cells[1..8], &[json!("1Gi"), json!("RWO,RWX"), json!("Retain"), json!("Bound"), json!("ns/c"), json!("fast"), json!("<unset>")]);
         let pvc = json!({"metadata": {"name": "c"}, "spec": {}, "status": {"phase": "Pending"}});
-        assert_eq!(
-            &row("", "PersistentVolumeClaim", &pvc)[1..6],
-            &[json!("Pending"), json!(""), json!(""), json!(""), json!("")]
-        );
+        assert_eq!(&row("", "PersistentVolumeClaim", &pvc)[1..6], &[json!("Pending"), json!(""), json!(""), json!(""), json!("")]);
         let sc = json!({"metadata": {"name": "std", "annotations": {"storageclass.kubernetes.io/is-default-class": "true"}}, "provisioner": "x"});
         assert_eq!(
             &row("storage.k8s.io", "StorageClass", &sc)[..5],
             &[json!("std (default)"), json!("x"), json!("Delete"), json!("Immediate"), json!(false)]
         );
         let rq = json!({"metadata": {"name": "q"}, "status": {"hard": {"pods": "10", "limits.cpu": "2", "requests.cpu": "1"}, "used": {"pods": "3", "requests.cpu": "500m"}}});
-        assert_eq!(
-            &row("", "ResourceQuota", &rq)[1..3],
-            &[json!("pods: 3/10, requests.cpu: 500m/1"), json!("limits.cpu: 0/2")]
-        );
+        assert_eq!(&row("", "ResourceQuota", &rq)[1..3], &[json!("pods: 3/10, requests.cpu: 500m/1"), json!("limits.cpu: 0/2")]);
         let cm = json!({"metadata": {"name": "c"}, "data": {"a": "1"}, "binaryData": {"b": ""}});
         assert_eq!(cell("", "ConfigMap", &cm, "Data"), 2);
         let secret = json!({"metadata": {"name": "s"}, "type": "Opaque", "data": {"a": "MQ=="}});
@@ -2277,23 +2129,14 @@ mod tests {
         let rb = json!({"metadata": {"name": "b"}, "roleRef": {"kind": "ClusterRole", "name": "view"},
             "subjects": [{"kind": "User", "name": "u1"}, {"kind": "User", "name": "u2"}, {"kind": "ServiceAccount", "namespace": "ns", "name": "sa"}]});
         let cells = row("rbac.authorization.k8s.io", "RoleBinding", &rb);
-        assert_eq!(
-            (&cells[1], &cells[3], &cells[4], &cells[5]),
-            (&json!("ClusterRole/view"), &json!("u1, u2"), &json!(""), &json!("ns/sa"))
-        );
-        let pdb =
-            json!({"metadata": {"name": "p"}, "spec": {"minAvailable": "50%"}, "status": {"disruptionsAllowed": 1}});
+        assert_eq!((&cells[1], &cells[3], &cells[4], &cells[5]), (&json!("ClusterRole/view"), &json!("u1, u2"), &json!(""), &json!("ns/sa")));
+        let pdb = json!({"metadata": {"name": "p"}, "spec": {"minAvailable": "50%"}, "status": {"disruptionsAllowed": 1}});
         assert_eq!(&row("policy", "PodDisruptionBudget", &pdb)[1..4], &[json!("50%"), json!("N/A"), json!(1)]);
-        let ing = json!({"metadata": {"name": "i"}, "spec": {"rules": [{"host": "a"}, {}, {"host": "b"}, {"host": "c"}, {"host": "d"}], "tls": [{}]}});
-        assert_eq!(
-            &row("networking.k8s.io", "Ingress", &ing)[1..5],
-            &[json!("<none>"), json!("a,b,c + 2 more..."), json!(""), json!("80, 443")]
-        );
+        let ing =
+            json!({"metadata": {"name": "i"}, "spec": {"rules": [{"host": "a"}, {}, {"host": "b"}, {"host": "c"}, {"host": "d"}], "tls": [{}]}});
+        assert_eq!(&row("networking.k8s.io", "Ingress", &ing)[1..5], &[json!("<none>"), json!("a,b,c + 2 more..."), json!(""), json!("80, 443")]);
         let api = json!({"metadata": {"name": "v1.apps"}, "status": {"conditions": [{"type": "Available", "status": "False", "reason": "MissingEndpoints"}]}});
-        assert_eq!(
-            &row("apiregistration.k8s.io", "APIService", &api)[1..3],
-            &[json!("Local"), json!("False (MissingEndpoints)")]
-        );
+        assert_eq!(&row("apiregistration.k8s.io", "APIService", &api)[1..3], &[json!("Local"), json!("False (MissingEndpoints)")]);
         let claim = json!({"metadata": {"name": "c"}, "status": {"allocation": {}, "reservedFor": [{}]}});
         assert_eq!(cell("resource.k8s.io", "ResourceClaim", &claim, "State"), "allocated,reserved");
     }
@@ -2322,11 +2165,7 @@ mod tests {
             let cells = (p.cells)(&bare, NOW);
             let extra = usize::from(def.kind == "IPAddress");
             assert_eq!(cells.len(), p.columns.len() + extra, "{}/{}", def.group, def.kind);
-            let name_col = p
-                .columns
-                .iter()
-                .position(|c| c.name == "Name")
-                .unwrap_or_else(|| panic!("{} has no Name column", def.kind));
+            let name_col = p.columns.iter().position(|c| c.name == "Name").unwrap_or_else(|| panic!("{} has no Name column", def.kind));
             assert_eq!(cells[name_col], "x", "{}", def.kind);
             assert!(p.columns.iter().all(|c| ["string", "integer", "number", "boolean", "date"].contains(&c.type_)));
             assert!(p.columns.iter().all(|c| c.priority <= 1 && !c.description.is_empty()));

@@ -42,7 +42,9 @@ struct Field {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Special {
     None,
-    Time { micro: bool },
+    Time {
+        micro: bool,
+    },
     Duration,
     Quantity,
     IntOrString,
@@ -94,7 +96,14 @@ fn registry() -> &'static Registry {
                         };
                         let rest: Vec<&str> = f.as_array().unwrap()[3..].iter().filter_map(Value::as_str).collect();
                         let message = rest.iter().find(|r| **r != "!").and_then(|r| index.get(r).copied());
-                        let field = Field { name: f[1].as_str().unwrap_or_default().to_string(), kind, repeated, map, message, required: rest.contains(&"!") };
+                        let field = Field {
+                            name: f[1].as_str().unwrap_or_default().to_string(),
+                            kind,
+                            repeated,
+                            map,
+                            message,
+                            required: rest.contains(&"!"),
+                        };
                         (f[0].as_u64().unwrap_or(0) as u32, field)
                     })
                     .collect();
@@ -102,12 +111,7 @@ fn registry() -> &'static Registry {
                 Message { fields, special }
             })
             .collect();
-        let by_gvk = doc["gvk"]
-            .as_object()
-            .expect("gvk")
-            .iter()
-            .filter_map(|(gvk, name)| Some((gvk.clone(), *index.get(name.as_str()?)?)))
-            .collect();
+        let by_gvk = doc["gvk"].as_object().expect("gvk").iter().filter_map(|(gvk, name)| Some((gvk.clone(), *index.get(name.as_str()?)?))).collect();
         Registry { messages, by_gvk }
     })
 }
@@ -412,7 +416,13 @@ fn go_duration(nanos: i64) -> String {
     let n = nanos.unsigned_abs();
     let mut s = String::new();
     if n < 1_000_000_000 {
-        let (unit, div) = if n < 1_000 { ("ns", 1) } else if n < 1_000_000 { ("µs", 1_000) } else { ("ms", 1_000_000) };
+        let (unit, div) = if n < 1_000 {
+            ("ns", 1)
+        } else if n < 1_000_000 {
+            ("µs", 1_000)
+        } else {
+            ("ms", 1_000_000)
+        };
         s.push_str(&trim_frac(n, div));
         s.push_str(unit);
     } else {
@@ -559,7 +569,14 @@ mod tests {
 
     #[test]
     fn durations_and_base64() {
-        for (n, want) in [(0, "0s"), (1_500_000_000, "1.5s"), (3_600_000_000_000, "1h0m0s"), (300_000_000, "300ms"), (-2_000_000_000, "-2s"), (61_000_000_000, "1m1s")] {
+        for (n, want) in [
+            (0, "0s"),
+            (1_500_000_000, "1.5s"),
+            (3_600_000_000_000, "1h0m0s"),
+            (300_000_000, "300ms"),
+            (-2_000_000_000, "-2s"),
+            (61_000_000_000, "1m1s"),
+        ] {
             assert_eq!(go_duration(n), want);
         }
         for s in [&b""[..], b"a", b"ab", b"abc", b"\xff\x00\x10"] {

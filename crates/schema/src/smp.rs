@@ -41,14 +41,16 @@ fn items<'a>(defs: &'a Definitions, list_schema: &'a Value) -> &'a Value {
 }
 
 fn strategy(list_schema: &Value) -> (bool, Option<&str>) {
-    let merge = list_schema
-        .get("x-kubernetes-patch-strategy")
-        .and_then(Value::as_str)
-        .is_some_and(|s| s.split(',').any(|p| p == "merge"));
+    let merge = list_schema.get("x-kubernetes-patch-strategy").and_then(Value::as_str).is_some_and(|s| s.split(',').any(|p| p == "merge"));
     (merge, list_schema.get("x-kubernetes-patch-merge-key").and_then(Value::as_str))
 }
 
-fn merge_map(defs: &Definitions, schema: &Value, mut original: Map<String, Value>, patch: &Map<String, Value>) -> Result<Map<String, Value>, PatchError> {
+fn merge_map(
+    defs: &Definitions,
+    schema: &Value,
+    mut original: Map<String, Value>,
+    patch: &Map<String, Value>,
+) -> Result<Map<String, Value>, PatchError> {
     match patch.get(DIRECTIVE).map(|d| d.as_str()) {
         Some(Some("replace")) => {
             // The patch (without its directives) is the new map.
@@ -56,7 +58,9 @@ fn merge_map(defs: &Definitions, schema: &Value, mut original: Map<String, Value
         }
         Some(Some("delete")) => return Ok(Map::new()),
         Some(Some("merge")) | None => {}
-        Some(other) => return Err(PatchError(format!("Unrecognized patch directive: {}", other.map(str::to_string).unwrap_or_else(|| "non-string".into())))),
+        Some(other) => {
+            return Err(PatchError(format!("Unrecognized patch directive: {}", other.map(str::to_string).unwrap_or_else(|| "non-string".into()))));
+        }
     }
     // Primitive-list deletions and element orders apply to the lists after the merge.
     let mut orders = Vec::new();

@@ -106,9 +106,10 @@ fn walk(
     }
     // Times are RFC 3339, as Go's time.Time decodes them.
     if let (Some("date-time"), Value::String(t)) = (schema.get("format").and_then(Value::as_str), &*v)
-        && time::OffsetDateTime::parse(t, &time::format_description::well_known::Rfc3339).is_err() {
-            return Err(TypeError(format!("parsing time {} as \"2006-01-02T15:04:05Z07:00\": cannot parse {} as \"2006\"", json!(t), json!(t))));
-        }
+        && time::OffsetDateTime::parse(t, &time::format_description::well_known::Rfc3339).is_err()
+    {
+        return Err(TypeError(format!("parsing time {} as \"2006-01-02T15:04:05Z07:00\": cannot parse {} as \"2006\"", json!(t), json!(t))));
+    }
     // Quantities are stored in upstream's canonical form ("1000m" → "1").
     if def_name.ends_with("resource.Quantity") {
         *v = Value::String(api::quantity::canonical(v).map_err(TypeError)?);
@@ -193,7 +194,8 @@ mod tests {
     fn special_types_accept_their_forms() {
         let mut s = json!({"spec": {"ports": [{"port": 80, "targetPort": "http"}, {"port": 81, "targetPort": 8081}]}});
         assert_eq!(decode(definitions(), "io.k8s.api.core.v1.Service", &mut s).unwrap(), Decoded::default());
-        let mut p = json!({"spec": {"containers": [{"name": "c", "resources": {"limits": {"cpu": 1, "memory": "1024Mi"}, "requests": {"cpu": "1000m"}}}]}});
+        let mut p =
+            json!({"spec": {"containers": [{"name": "c", "resources": {"limits": {"cpu": 1, "memory": "1024Mi"}, "requests": {"cpu": "1000m"}}}]}});
         assert_eq!(decode(definitions(), "io.k8s.api.core.v1.Pod", &mut p).unwrap(), Decoded::default());
         assert_eq!(p["spec"]["containers"][0]["resources"], json!({"limits": {"cpu": "1", "memory": "1Gi"}, "requests": {"cpu": "1"}}));
         let mut bad = json!({"spec": {"containers": [{"name": "c", "resources": {"limits": {"cpu": "lots"}}}]}});

@@ -22,9 +22,10 @@ pub fn validate(defs: &Definitions, def: &ResourceDef, obj: &Value, old: Option<
     }
     let mut out = Vec::new();
     if let Some(root) = defs.name_of(&def.group, &def.version, &def.kind)
-        && let Some(schema) = defs.get(root) {
-            required_fields(defs, schema, obj, "", &mut out);
-        }
+        && let Some(schema) = defs.get(root)
+    {
+        required_fields(defs, schema, obj, "", &mut out);
+    }
     let spec = obj.get("spec").unwrap_or(&Value::Null);
     match (def.group.as_str(), def.kind.as_str()) {
         ("", "Pod") => {
@@ -66,7 +67,12 @@ fn required_fields(defs: &Definitions, schema: &Value, v: &Value, path: &str, ou
                     // Present means required: emptiness is the per-kind rules' business.
                     // A number or flag Go always writes (its zero value), so only
                     // the range rules can find fault with a missing one.
-                    let scalar = props.get(r).map(|p| defs.resolve(p)).and_then(|p| p.get("type")).and_then(Value::as_str).is_some_and(|t| matches!(t, "integer" | "number" | "boolean"));
+                    let scalar = props
+                        .get(r)
+                        .map(|p| defs.resolve(p))
+                        .and_then(|p| p.get("type"))
+                        .and_then(Value::as_str)
+                        .is_some_and(|t| matches!(t, "integer" | "number" | "boolean"));
                     let missing = !scalar && matches!(m.get(r), None | Some(Value::Null));
                     // metadata is checked by the object-meta rules.
                     if missing && r != "metadata" {
@@ -104,16 +110,19 @@ fn str_of<'a>(v: &'a Value, k: &str) -> Option<&'a str> {
 
 fn one_of(v: &Value, field: &str, allowed: &[&str], out: &mut Vec<StatusCause>) {
     if let Some(s) = v.as_str()
-        && !allowed.contains(&s) {
-            out.push(not_supported(field, v, allowed));
-        }
+        && !allowed.contains(&s)
+    {
+        out.push(not_supported(field, v, allowed));
+    }
 }
 
 fn port_range(v: Option<&Value>, field: &str, allow_zero: bool, out: &mut Vec<StatusCause>) {
     if let Some(n) = v.and_then(Value::as_i64)
-        && !(n == 0 && allow_zero) && !(1..=65535).contains(&n) {
-            out.push(invalid_value(field, &json!(n), "must be between 1 and 65535, inclusive"));
-        }
+        && !(n == 0 && allow_zero)
+        && !(1..=65535).contains(&n)
+    {
+        out.push(invalid_value(field, &json!(n), "must be between 1 and 65535, inclusive"));
+    }
 }
 
 /// IANA service names: at most 15 characters, lowercase letters, digits and
@@ -144,7 +153,12 @@ fn pod_spec(spec: &Value, at: &str, out: &mut Vec<StatusCause>) {
         return;
     }
     one_of(spec.get("restartPolicy").unwrap_or(&Value::Null), &format!("{at}.restartPolicy"), &["Always", "OnFailure", "Never"], out);
-    one_of(spec.get("dnsPolicy").unwrap_or(&Value::Null), &format!("{at}.dnsPolicy"), &["ClusterFirstWithHostNet", "ClusterFirst", "Default", "None"], out);
+    one_of(
+        spec.get("dnsPolicy").unwrap_or(&Value::Null),
+        &format!("{at}.dnsPolicy"),
+        &["ClusterFirstWithHostNet", "ClusterFirst", "Default", "None"],
+        out,
+    );
     if spec.get("containers").and_then(Value::as_array).is_some_and(Vec::is_empty) {
         out.push(required(&format!("{at}.containers")));
     }
@@ -201,9 +215,10 @@ fn pod_spec(spec: &Value, at: &str, out: &mut Vec<StatusCause>) {
         }
     }
     if let Some(g) = spec.get("terminationGracePeriodSeconds").and_then(Value::as_i64)
-        && g < 0 {
-            out.push(invalid_value(&format!("{at}.terminationGracePeriodSeconds"), &json!(g), "must be greater than or equal to 0"));
-        }
+        && g < 0
+    {
+        out.push(invalid_value(&format!("{at}.terminationGracePeriodSeconds"), &json!(g), "must be greater than or equal to 0"));
+    }
 }
 
 /// ValidatePodUpdate: a pod's spec is immutable except container images,
@@ -262,9 +277,11 @@ fn workload(def: &ResourceDef, spec: &Value, old: Option<&Value>, out: &mut Vec<
     if def.kind == "ReplicationController" {
         // A ReplicationController's selector is a plain map, defaulted from the template.
         if let Some(sel) = spec.get("selector").and_then(Value::as_object).filter(|s| !s.is_empty())
-            && spec.get("template").is_some() && !sel.iter().all(|(k, v)| labels.get(k) == Some(v)) {
-                out.push(invalid_value("spec.template.metadata.labels", &Value::Object(labels.clone()), "`selector` does not match template `labels`"));
-            }
+            && spec.get("template").is_some()
+            && !sel.iter().all(|(k, v)| labels.get(k) == Some(v))
+        {
+            out.push(invalid_value("spec.template.metadata.labels", &Value::Object(labels.clone()), "`selector` does not match template `labels`"));
+        }
     } else if let Some(sel) = spec.get("selector").filter(|s| s.is_object()) {
         let empty = sel.get("matchLabels").and_then(Value::as_object).is_none_or(Map::is_empty)
             && sel.get("matchExpressions").and_then(Value::as_array).is_none_or(Vec::is_empty);
@@ -274,11 +291,18 @@ fn workload(def: &ResourceDef, spec: &Value, old: Option<&Value>, out: &mut Vec<
             out.push(invalid_value("spec.template.metadata.labels", &Value::Object(labels.clone()), "`selector` does not match template `labels`"));
         }
         if let Some(old_sel) = old.and_then(|o| o.get("selector"))
-            && old_sel != sel && def.group == "apps" {
-                out.push(invalid_value("spec.selector", sel, "field is immutable"));
-            }
+            && old_sel != sel
+            && def.group == "apps"
+        {
+            out.push(invalid_value("spec.selector", sel, "field is immutable"));
+        }
         for (i, e) in sel.get("matchExpressions").and_then(Value::as_array).into_iter().flatten().enumerate() {
-            one_of(e.get("operator").unwrap_or(&Value::Null), &format!("spec.selector.matchExpressions[{i}].operator"), &["In", "NotIn", "Exists", "DoesNotExist"], out);
+            one_of(
+                e.get("operator").unwrap_or(&Value::Null),
+                &format!("spec.selector.matchExpressions[{i}].operator"),
+                &["In", "NotIn", "Exists", "DoesNotExist"],
+                out,
+            );
         }
     }
     for f in ["replicas", "minReadySeconds", "revisionHistoryLimit"] {
@@ -294,12 +318,13 @@ fn workload(def: &ResourceDef, spec: &Value, old: Option<&Value>, out: &mut Vec<
         }
     }
     if def.kind == "Deployment"
-        && let Some(st) = spec.get("strategy") {
-            one_of(st.get("type").unwrap_or(&Value::Null), "spec.strategy.type", &["Recreate", "RollingUpdate"], out);
-            if str_of(st, "type") == Some("Recreate") && st.get("rollingUpdate").is_some() {
-                out.push(forbidden("spec.strategy.rollingUpdate", "may not be specified when strategy `type` is 'Recreate'"));
-            }
+        && let Some(st) = spec.get("strategy")
+    {
+        one_of(st.get("type").unwrap_or(&Value::Null), "spec.strategy.type", &["Recreate", "RollingUpdate"], out);
+        if str_of(st, "type") == Some("Recreate") && st.get("rollingUpdate").is_some() {
+            out.push(forbidden("spec.strategy.rollingUpdate", "may not be specified when strategy `type` is 'Recreate'"));
         }
+    }
 }
 
 /// ValidateJobSpec: pods that do not restart forever, non-negative counts.
@@ -359,16 +384,20 @@ fn service(spec: &Value, out: &mut Vec<StatusCause>) {
             _ => {}
         }
         if let Some(np) = p.get("nodePort").and_then(Value::as_i64)
-            && np != 0 && ty != "NodePort" && ty != "LoadBalancer" {
-                out.push(forbidden(&format!("{f}.nodePort"), "may not be used when `type` is 'ClusterIP'"));
-            }
+            && np != 0
+            && ty != "NodePort"
+            && ty != "LoadBalancer"
+        {
+            out.push(forbidden(&format!("{f}.nodePort"), "may not be used when `type` is 'ClusterIP'"));
+        }
     }
 }
 
 /// ConfigMap and Secret keys: `[-._a-zA-Z0-9]+`, at most 253 characters.
 fn config_keys(data: Option<&Value>, field: &str, out: &mut Vec<StatusCause>) {
     for k in data.and_then(Value::as_object).into_iter().flatten().map(|(k, _)| k) {
-        let ok = !k.is_empty() && k.len() <= 253 && k.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.')) && k != "." && k != "..";
+        let ok =
+            !k.is_empty() && k.len() <= 253 && k.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.')) && k != "." && k != "..";
         if !ok {
             out.push(invalid_value(
                 &format!("{field}[{k}]"),
@@ -401,7 +430,10 @@ mod tests {
         ], "restartPolicy": "Sometimes"}});
         let got = lines(&validate(definitions(), &def("", "Pod"), &pod, None));
         assert!(got.iter().any(|l| l.starts_with("spec.containers[0].name: Invalid value: \"Bad_Name\"")), "{got:#?}");
-        assert!(got.contains(&"spec.containers[1].ports[0].containerPort: Invalid value: 70000: must be between 1 and 65535, inclusive".to_string()), "{got:#?}");
+        assert!(
+            got.contains(&"spec.containers[1].ports[0].containerPort: Invalid value: 70000: must be between 1 and 65535, inclusive".to_string()),
+            "{got:#?}"
+        );
         assert!(got.contains(&"spec.containers[2].name: Duplicate value: \"a\"".to_string()), "{got:#?}");
         assert!(got.contains(&"spec.containers[2].image: Required value".to_string()), "{got:#?}");
         assert!(got.iter().any(|l| l.starts_with("spec.restartPolicy: Unsupported value: \"Sometimes\"")), "{got:#?}");
@@ -427,7 +459,10 @@ mod tests {
         let ok = json!({"spec": {"selector": {"matchExpressions": [{"key": "app", "operator": "In", "values": ["b"]}]}, "template": {"metadata": {"labels": {"app": "b"}}, "spec": {"containers": [{"name": "c", "image": "i"}]}}}});
         assert!(validate(definitions(), &def("apps", "Deployment"), &ok, None).is_empty());
         let missing = lines(&validate(definitions(), &def("apps", "Deployment"), &json!({"spec": {}}), None));
-        assert!(missing.contains(&"spec.selector: Required value".to_string()) && missing.contains(&"spec.template: Required value".to_string()), "{missing:#?}");
+        assert!(
+            missing.contains(&"spec.selector: Required value".to_string()) && missing.contains(&"spec.template: Required value".to_string()),
+            "{missing:#?}"
+        );
     }
 
     #[test]

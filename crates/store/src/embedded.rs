@@ -37,10 +37,7 @@ use futures::future::BoxFuture;
 use redb::{Database, Durability, ReadableDatabase, ReadableTable, Table, TableDefinition};
 use tokio::sync::{mpsc as async_mpsc, oneshot};
 
-use crate::{
-    Error, Event, EventKind, KeyValue, RangeRequest, RangeResponse, Result, Revision, Store,
-    WatchStream,
-};
+use crate::{Error, Event, EventKind, KeyValue, RangeRequest, RangeResponse, Result, Revision, Store, WatchStream};
 
 type HistoryKey = (&'static str, i64);
 
@@ -88,13 +85,7 @@ pub struct Options {
 
 impl Default for Options {
     fn default() -> Self {
-        Self {
-            compaction_interval: Some(Duration::from_secs(60)),
-            watch_buffer: 1024,
-            max_batch: 4096,
-            compaction_chunk: 10_000,
-            cache_size: None,
-        }
+        Self { compaction_interval: Some(Duration::from_secs(60)), watch_buffer: 1024, max_batch: 4096, compaction_chunk: 10_000, cache_size: None }
     }
 }
 
@@ -136,19 +127,9 @@ struct Watcher {
 }
 
 enum Op {
-    Create {
-        key: String,
-        value: Bytes,
-    },
-    Update {
-        key: String,
-        value: Bytes,
-        expected: Revision,
-    },
-    Delete {
-        key: String,
-        expected: Option<Revision>,
-    },
+    Create { key: String, value: Bytes },
+    Update { key: String, value: Bytes, expected: Revision },
+    Delete { key: String, expected: Option<Revision> },
 }
 
 /// A request to the writer thread: what to do, and whom to tell.
@@ -204,9 +185,7 @@ fn internal(message: impl Display) -> Error {
 /// Locks a mutex even if a panicking thread poisoned it: the registry stays
 /// consistent because every update to it is a single push, retain or assignment.
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
-    mutex
-        .lock()
-        .unwrap_or_else(|poisoned| poisoned.into_inner())
+    mutex.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 impl Embedded {
@@ -230,10 +209,7 @@ impl Embedded {
             txn.open_table(HISTORY)?;
             txn.open_table(LOG)?;
             let meta = txn.open_table(META)?;
-            (
-                read_meta(&meta, META_REVISION)?,
-                read_meta(&meta, META_COMPACTED)?,
-            )
+            (read_meta(&meta, META_REVISION)?, read_meta(&meta, META_COMPACTED)?)
         };
         txn.commit()?;
         tracing::info!(path = %path.display(), revision, compacted, "opened embedded store");
@@ -241,11 +217,7 @@ impl Embedded {
         let shared = Arc::new(Shared {
             current: AtomicI64::new(revision),
             compacted: AtomicI64::new(compacted),
-            registry: Mutex::new(Registry {
-                published: revision,
-                closed: false,
-                watchers: Vec::new(),
-            }),
+            registry: Mutex::new(Registry { published: revision, closed: false, watchers: Vec::new() }),
         });
         let (tx, rx) = mpsc::channel();
         let writer = Writer {
@@ -256,41 +228,22 @@ impl Embedded {
             compacted,
             compaction_target: None,
             compaction_waiters: Vec::new(),
-            next_tick: options
-                .compaction_interval
-                .map(|interval| Instant::now() + interval),
+            next_tick: options.compaction_interval.map(|interval| Instant::now() + interval),
             previous_tick_revision: None,
             options: options.clone(),
         };
-        let handle = std::thread::Builder::new()
-            .name("store-writer".into())
-            .spawn(move || writer.run())
-            .map_err(internal)?;
-        Ok(Arc::new(Embedded {
-            db,
-            shared,
-            requests: Some(tx),
-            writer: Some(handle),
-            watch_buffer: options.watch_buffer.max(1),
-        }))
+        let handle = std::thread::Builder::new().name("store-writer".into()).spawn(move || writer.run()).map_err(internal)?;
+        Ok(Arc::new(Embedded { db, shared, requests: Some(tx), writer: Some(handle), watch_buffer: options.watch_buffer.max(1) }))
     }
 
     fn send(&self, request: Request) -> Result<()> {
-        let sender = self
-            .requests
-            .as_ref()
-            .ok_or_else(|| internal("store is closed"))?;
-        sender
-            .send(request)
-            .map_err(|_| internal("store writer stopped"))
+        let sender = self.requests.as_ref().ok_or_else(|| internal("store is closed"))?;
+        sender.send(request).map_err(|_| internal("store writer stopped"))
     }
 
     async fn write(&self, op: Op) -> Result<KeyValue> {
         let (reply, answer) = oneshot::channel();
-        self.send(Request {
-            body: Body::Write(op),
-            reply: Reply::Write(reply),
-        })?;
+        self.send(Request { body: Body::Write(op), reply: Reply::Write(reply) })?;
         answer.await.map_err(|_| internal("store writer stopped"))?
     }
 
@@ -300,9 +253,7 @@ impl Embedded {
         F: FnOnce(&Database) -> Result<T> + Send + 'static,
     {
         let db = self.db.clone();
-        tokio::task::spawn_blocking(move || f(&db))
-            .await
-            .map_err(|e| internal(format!("read task failed: {e}")))?
+        tokio::task::spawn_blocking(move || f(&db)).await.map_err(|e| internal(format!("read task failed: {e}")))?
     }
 }
 
@@ -348,24 +299,14 @@ impl Store for Embedded {
             let compacted = read_meta(&meta, META_COMPACTED)?;
             let revision = req.revision.unwrap_or(current);
             if revision > current {
-                return Err(Error::FutureRevision {
-                    requested: revision,
-                    current,
-                });
+                return Err(Error::FutureRevision { requested: revision, current });
             }
             if revision < compacted {
-                return Err(Error::Compacted {
-                    requested: revision,
-                    compacted,
-                });
+                return Err(Error::Compacted { requested: revision, compacted });
             }
             let history = txn.open_table(HISTORY)?;
             let (kvs, remaining) = range_at(&history, &req, revision)?;
-            Ok(RangeResponse {
-                kvs,
-                revision,
-                remaining,
-            })
+            Ok(RangeResponse { kvs, revision, remaining })
         })
         .boxed()
     }
@@ -374,18 +315,8 @@ impl Store for Embedded {
         self.write(Op::Create { key, value }).boxed()
     }
 
-    fn update(
-        &self,
-        key: String,
-        value: Bytes,
-        expected: Revision,
-    ) -> BoxFuture<'_, Result<KeyValue>> {
-        self.write(Op::Update {
-            key,
-            value,
-            expected,
-        })
-        .boxed()
+    fn update(&self, key: String, value: Bytes, expected: Revision) -> BoxFuture<'_, Result<KeyValue>> {
+        self.write(Op::Update { key, value, expected }).boxed()
     }
 
     fn delete(&self, key: String, expected: Option<Revision>) -> BoxFuture<'_, Result<KeyValue>> {
@@ -397,10 +328,7 @@ impl Store for Embedded {
         // response; the replay checks again against its own snapshot.
         let compacted = self.shared.compacted.load(Ordering::SeqCst);
         let result = if after < compacted {
-            Err(Error::Compacted {
-                requested: after,
-                compacted,
-            })
+            Err(Error::Compacted { requested: after, compacted })
         } else {
             let state = WatchState {
                 db: Arc::downgrade(&self.db),
@@ -418,10 +346,7 @@ impl Store for Embedded {
     fn compact(&self, revision: Revision) -> BoxFuture<'_, Result<()>> {
         async move {
             let (reply, answer) = oneshot::channel();
-            self.send(Request {
-                body: Body::Compact(revision),
-                reply: Reply::Compact(reply),
-            })?;
+            self.send(Request { body: Body::Compact(revision), reply: Reply::Compact(reply) })?;
             answer.await.map_err(|_| internal("store writer stopped"))?
         }
         .boxed()
@@ -450,15 +375,8 @@ fn decode(bytes: &[u8], with_value: bool) -> Result<Version> {
         [TAG_PUT, rest @ ..] if rest.len() >= 8 => {
             let (create, value) = rest.split_at(8);
             let create_revision = i64::from_le_bytes(create.try_into().map_err(internal)?);
-            let value = if with_value {
-                Bytes::copy_from_slice(value)
-            } else {
-                Bytes::new()
-            };
-            Ok(Version::Put {
-                create_revision,
-                value,
-            })
+            let value = if with_value { Bytes::copy_from_slice(value) } else { Bytes::new() };
+            Ok(Version::Put { create_revision, value })
         }
         [TAG_DELETE] => Ok(Version::Delete),
         _ => Err(internal("corrupt history record")),
@@ -483,33 +401,15 @@ fn version_at(
 }
 
 /// The value of `key` at `revision`, or `None` if it did not exist then.
-fn latest_at(
-    history: &impl ReadableTable<HistoryKey, &'static [u8]>,
-    key: &str,
-    revision: Revision,
-) -> Result<Option<KeyValue>> {
+fn latest_at(history: &impl ReadableTable<HistoryKey, &'static [u8]>, key: &str, revision: Revision) -> Result<Option<KeyValue>> {
     Ok(match version_at(history, key, revision, true)? {
-        Some((
-            mod_revision,
-            Version::Put {
-                create_revision,
-                value,
-            },
-        )) => Some(KeyValue {
-            key: key.to_owned(),
-            value,
-            create_revision,
-            mod_revision,
-        }),
+        Some((mod_revision, Version::Put { create_revision, value })) => Some(KeyValue { key: key.to_owned(), value, create_revision, mod_revision }),
         _ => None,
     })
 }
 
 /// The first key in `history` above `bound` (any revision of it).
-fn next_key(
-    history: &impl ReadableTable<HistoryKey, &'static [u8]>,
-    bound: Bound<(&str, i64)>,
-) -> Result<Option<String>> {
+fn next_key(history: &impl ReadableTable<HistoryKey, &'static [u8]>, bound: Bound<(&str, i64)>) -> Result<Option<String>> {
     let mut keys = history.range::<(&str, i64)>((bound, Bound::Unbounded))?;
     match keys.next() {
         None => Ok(None),
@@ -519,11 +419,7 @@ fn next_key(
 
 /// The keys under the request's prefix that exist at `revision`, paged, and how
 /// many more exist after the page.
-fn range_at(
-    history: &impl ReadableTable<HistoryKey, &'static [u8]>,
-    req: &RangeRequest,
-    revision: Revision,
-) -> Result<(Vec<KeyValue>, usize)> {
+fn range_at(history: &impl ReadableTable<HistoryKey, &'static [u8]>, req: &RangeRequest, revision: Revision) -> Result<(Vec<KeyValue>, usize)> {
     let prefix = req.prefix.as_str();
     let mut kvs = Vec::new();
     let mut remaining = 0;
@@ -554,42 +450,17 @@ fn range_at(
 }
 
 /// The event that the write of `key` at `revision` produced.
-fn event_at(
-    history: &impl ReadableTable<HistoryKey, &'static [u8]>,
-    key: &str,
-    revision: Revision,
-) -> Result<Event> {
-    let version = history
-        .get((key, revision))?
-        .ok_or_else(|| internal(format!("history lost {key}@{revision}")))?;
+fn event_at(history: &impl ReadableTable<HistoryKey, &'static [u8]>, key: &str, revision: Revision) -> Result<Event> {
+    let version = history.get((key, revision))?.ok_or_else(|| internal(format!("history lost {key}@{revision}")))?;
     let version = decode(version.value(), true)?;
     let prev = latest_at(history, key, revision - 1)?;
     Ok(match version {
-        Version::Put {
-            create_revision,
-            value,
-        } => Event {
-            kind: EventKind::Put,
-            kv: KeyValue {
-                key: key.to_owned(),
-                value,
-                create_revision,
-                mod_revision: revision,
-            },
-            prev,
-        },
+        Version::Put { create_revision, value } => {
+            Event { kind: EventKind::Put, kv: KeyValue { key: key.to_owned(), value, create_revision, mod_revision: revision }, prev }
+        }
         Version::Delete => {
-            let last = prev
-                .clone()
-                .ok_or_else(|| internal(format!("deletion without a value {key}@{revision}")))?;
-            Event {
-                kind: EventKind::Delete,
-                kv: KeyValue {
-                    mod_revision: revision,
-                    ..last
-                },
-                prev,
-            }
+            let last = prev.clone().ok_or_else(|| internal(format!("deletion without a value {key}@{revision}")))?;
+            Event { kind: EventKind::Delete, kv: KeyValue { mod_revision: revision, ..last }, prev }
         }
     })
 }
@@ -642,27 +513,15 @@ struct ReplayStep {
 }
 
 /// Reads the events after `after` and at most at `until`, in a bounded step.
-fn replay_step(
-    db: &Database,
-    prefix: &str,
-    after: Revision,
-    until: Revision,
-) -> Result<ReplayStep> {
+fn replay_step(db: &Database, prefix: &str, after: Revision, until: Revision) -> Result<ReplayStep> {
     let txn = db.begin_read()?;
     let meta = txn.open_table(META)?;
     let compacted = read_meta(&meta, META_COMPACTED)?;
     if after < compacted {
-        return Err(Error::Compacted {
-            requested: after,
-            compacted,
-        });
+        return Err(Error::Compacted { requested: after, compacted });
     }
     let end = read_meta(&meta, META_REVISION)?.min(until);
-    let mut step = ReplayStep {
-        events: Vec::new(),
-        cursor: after,
-        caught_up: true,
-    };
+    let mut step = ReplayStep { events: Vec::new(), cursor: after, caught_up: true };
     if after >= end {
         return Ok(step);
     }
@@ -687,11 +546,7 @@ fn replay_step(
 }
 
 /// Runs one replay step on the blocking pool.
-async fn replay(
-    state: &WatchState,
-    after: Revision,
-    until: Revision,
-) -> Option<Result<ReplayStep>> {
+async fn replay(state: &WatchState, after: Revision, until: Revision) -> Option<Result<ReplayStep>> {
     let db = state.db.upgrade()?;
     let prefix = state.prefix.clone();
     let step = tokio::task::spawn_blocking(move || replay_step(&db, &prefix, after, until)).await;
@@ -720,26 +575,14 @@ async fn next_watch_item(mut state: WatchState) -> Option<(Result<Event>, WatchS
                 Err(e) => return Some((Err(e), state)),
                 Ok(step) => {
                     state.pending.extend(step.events);
-                    state.phase = if step.caught_up {
-                        register(&state, step.cursor)
-                    } else {
-                        Phase::Replay { after: step.cursor }
-                    };
+                    state.phase = if step.caught_up { register(&state, step.cursor) } else { Phase::Replay { after: step.cursor } };
                 }
             },
             Phase::CatchUp { after, until, feed } => match replay(&state, after, until).await? {
                 Err(e) => return Some((Err(e), state)),
                 Ok(step) => {
                     state.pending.extend(step.events);
-                    state.phase = if step.cursor >= until {
-                        Phase::Live(feed)
-                    } else {
-                        Phase::CatchUp {
-                            after: step.cursor,
-                            until,
-                            feed,
-                        }
-                    };
+                    state.phase = if step.cursor >= until { Phase::Live(feed) } else { Phase::CatchUp { after: step.cursor, until, feed } };
                 }
             },
         }
@@ -760,22 +603,9 @@ fn register(state: &WatchState, cursor: Revision) -> Phase {
     let (tx, rx) = async_mpsc::channel(state.buffer);
     let lagged = Arc::new(AtomicBool::new(false));
     let published = registry.published;
-    registry.watchers.push(Watcher {
-        prefix: state.prefix.clone(),
-        after: cursor.max(published),
-        tx,
-        lagged: lagged.clone(),
-    });
+    registry.watchers.push(Watcher { prefix: state.prefix.clone(), after: cursor.max(published), tx, lagged: lagged.clone() });
     let feed = Feed { events: rx, lagged };
-    if published > cursor {
-        Phase::CatchUp {
-            after: cursor,
-            until: published,
-            feed,
-        }
-    } else {
-        Phase::Live(feed)
-    }
+    if published > cursor { Phase::CatchUp { after: cursor, until: published, feed } } else { Phase::Live(feed) }
 }
 
 // ---------------------------------------------------------------------------
@@ -823,10 +653,7 @@ impl Writer {
             // waits for a request or the next automatic compaction.
             if self.compaction_target.is_none() {
                 let first = match self.next_tick {
-                    Some(tick) => match self
-                        .requests
-                        .recv_timeout(tick.saturating_duration_since(Instant::now()))
-                    {
+                    Some(tick) => match self.requests.recv_timeout(tick.saturating_duration_since(Instant::now())) {
                         Ok(request) => Some(request),
                         Err(RecvTimeoutError::Timeout) => None,
                         Err(RecvTimeoutError::Disconnected) => break,
@@ -866,8 +693,7 @@ impl Writer {
 
     /// Schedules automatic compaction to the revision of the previous tick.
     fn tick(&mut self) {
-        let (Some(tick), Some(interval)) = (self.next_tick, self.options.compaction_interval)
-        else {
+        let (Some(tick), Some(interval)) = (self.next_tick, self.options.compaction_interval) else {
             return;
         };
         let now = Instant::now();
@@ -885,21 +711,14 @@ impl Writer {
     }
 
     fn process(&mut self, batch: Vec<Request>) {
-        let (bodies, replies): (Vec<Body>, Vec<Reply>) = batch
-            .into_iter()
-            .map(|request| (request.body, request.reply))
-            .unzip();
+        let (bodies, replies): (Vec<Body>, Vec<Reply>) = batch.into_iter().map(|request| (request.body, request.reply)).unzip();
         match self.apply(&bodies) {
             Ok(applied) => {
                 self.revision = applied.revision;
                 self.compacted = applied.compacted;
                 self.compaction_target = applied.compaction_target;
-                self.shared
-                    .current
-                    .store(applied.revision, Ordering::SeqCst);
-                self.shared
-                    .compacted
-                    .store(applied.compacted, Ordering::SeqCst);
+                self.shared.current.store(applied.revision, Ordering::SeqCst);
+                self.shared.compacted.store(applied.compacted, Ordering::SeqCst);
                 let mut events = Vec::new();
                 for (outcome, reply) in applied.outcomes.into_iter().zip(replies) {
                     match (outcome, reply) {
@@ -923,10 +742,7 @@ impl Writer {
                     }
                 }
                 let compacted = self.compacted;
-                for (revision, reply) in self
-                    .compaction_waiters
-                    .extract_if(.., |(revision, _)| *revision <= compacted)
-                {
+                for (revision, reply) in self.compaction_waiters.extract_if(.., |(revision, _)| *revision <= compacted) {
                     tracing::debug!(revision, "compaction done");
                     let _ = reply.send(Ok(()));
                 }
@@ -977,10 +793,7 @@ impl Writer {
                     },
                     &Body::Compact(requested) => {
                         if requested > revision {
-                            Outcome::Rejected(Error::FutureRevision {
-                                requested,
-                                current: revision,
-                            })
+                            Outcome::Rejected(Error::FutureRevision { requested, current: revision })
                         } else if requested <= compacted {
                             Outcome::CompactDone
                         } else {
@@ -992,13 +805,7 @@ impl Writer {
                 outcomes.push(outcome);
             }
             if let Some(goal) = target {
-                compacted = compact_step(
-                    &mut history,
-                    &mut log,
-                    compacted,
-                    goal,
-                    self.options.compaction_chunk.max(1),
-                )?;
+                compacted = compact_step(&mut history, &mut log, compacted, goal, self.options.compaction_chunk.max(1))?;
                 if compacted >= goal {
                     target = None;
                 }
@@ -1008,12 +815,7 @@ impl Writer {
         }
         // Nobody is answered before this returns, so every acknowledged write is on disk.
         txn.commit()?;
-        Ok(Applied {
-            outcomes,
-            revision,
-            compacted,
-            compaction_target: target,
-        })
+        Ok(Applied { outcomes, revision, compacted, compaction_target: target })
     }
 
     /// Hands a committed batch's events to the matching watchers without ever
@@ -1060,64 +862,30 @@ fn apply_op(
                 return Ok(Err(Error::AlreadyExists));
             }
             history.insert((key, revision), encode_put(revision, value).as_slice())?;
-            let kv = KeyValue {
-                key: key.to_owned(),
-                value: value.clone(),
-                create_revision: revision,
-                mod_revision: revision,
-            };
-            Event {
-                kind: EventKind::Put,
-                kv,
-                prev: None,
-            }
+            let kv = KeyValue { key: key.to_owned(), value: value.clone(), create_revision: revision, mod_revision: revision };
+            Event { kind: EventKind::Put, kv, prev: None }
         }
-        Op::Update {
-            value, expected, ..
-        } => {
+        Op::Update { value, expected, .. } => {
             let Some(current) = current else {
                 return Ok(Err(Error::NotFound));
             };
             if current.mod_revision != *expected {
-                return Ok(Err(Error::Conflict {
-                    current: Some(current),
-                }));
+                return Ok(Err(Error::Conflict { current: Some(current) }));
             }
-            history.insert(
-                (key, revision),
-                encode_put(current.create_revision, value).as_slice(),
-            )?;
-            let kv = KeyValue {
-                key: key.to_owned(),
-                value: value.clone(),
-                create_revision: current.create_revision,
-                mod_revision: revision,
-            };
-            Event {
-                kind: EventKind::Put,
-                kv,
-                prev: Some(current),
-            }
+            history.insert((key, revision), encode_put(current.create_revision, value).as_slice())?;
+            let kv = KeyValue { key: key.to_owned(), value: value.clone(), create_revision: current.create_revision, mod_revision: revision };
+            Event { kind: EventKind::Put, kv, prev: Some(current) }
         }
         Op::Delete { expected, .. } => {
             let Some(current) = current else {
                 return Ok(Err(Error::NotFound));
             };
             if expected.is_some_and(|expected| expected != current.mod_revision) {
-                return Ok(Err(Error::Conflict {
-                    current: Some(current),
-                }));
+                return Ok(Err(Error::Conflict { current: Some(current) }));
             }
             history.insert((key, revision), [TAG_DELETE].as_slice())?;
-            let kv = KeyValue {
-                mod_revision: revision,
-                ..current.clone()
-            };
-            Event {
-                kind: EventKind::Delete,
-                kv,
-                prev: Some(current),
-            }
+            let kv = KeyValue { mod_revision: revision, ..current.clone() };
+            Event { kind: EventKind::Delete, kv, prev: Some(current) }
         }
     };
     log.insert(revision, key)?;
@@ -1157,9 +925,7 @@ fn compact_step(
         let Some((newest, version)) = version_at(history, key, upto, false)? else {
             continue;
         };
-        history.retain_in((key.as_str(), i64::MIN)..(key.as_str(), newest), |_, _| {
-            false
-        })?;
+        history.retain_in((key.as_str(), i64::MIN)..(key.as_str(), newest), |_, _| false)?;
         if let Version::Delete = version {
             history.remove((key.as_str(), newest))?;
         }

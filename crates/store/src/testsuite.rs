@@ -26,66 +26,32 @@ async fn current(store: &Arc<dyn Store>) -> Revision {
 }
 
 async fn create(store: &Arc<dyn Store>, key: &str, value: &str) -> KeyValue {
-    store
-        .create(key.to_owned(), b(value))
-        .await
-        .unwrap_or_else(|e| panic!("create {key}: {e}"))
+    store.create(key.to_owned(), b(value)).await.unwrap_or_else(|e| panic!("create {key}: {e}"))
 }
 
 async fn update(store: &Arc<dyn Store>, kv: &KeyValue, value: &str) -> KeyValue {
-    store
-        .update(kv.key.clone(), b(value), kv.mod_revision)
-        .await
-        .unwrap_or_else(|e| panic!("update {}: {e}", kv.key))
+    store.update(kv.key.clone(), b(value), kv.mod_revision).await.unwrap_or_else(|e| panic!("update {}: {e}", kv.key))
 }
 
 async fn delete(store: &Arc<dyn Store>, kv: &KeyValue) -> KeyValue {
-    store
-        .delete(kv.key.clone(), Some(kv.mod_revision))
-        .await
-        .unwrap_or_else(|e| panic!("delete {}: {e}", kv.key))
+    store.delete(kv.key.clone(), Some(kv.mod_revision)).await.unwrap_or_else(|e| panic!("delete {}: {e}", kv.key))
 }
 
 fn range_req(prefix: &str, revision: Option<Revision>) -> RangeRequest {
-    RangeRequest {
-        prefix: prefix.to_owned(),
-        revision,
-        ..Default::default()
-    }
+    RangeRequest { prefix: prefix.to_owned(), revision, ..Default::default() }
 }
 
-async fn keys_at(
-    store: &Arc<dyn Store>,
-    prefix: &str,
-    revision: Option<Revision>,
-) -> Vec<(String, String)> {
-    let resp = store
-        .range(range_req(prefix, revision))
-        .await
-        .expect("range");
-    resp.kvs
-        .iter()
-        .map(|kv| {
-            (
-                kv.key.clone(),
-                String::from_utf8_lossy(&kv.value).into_owned(),
-            )
-        })
-        .collect()
+async fn keys_at(store: &Arc<dyn Store>, prefix: &str, revision: Option<Revision>) -> Vec<(String, String)> {
+    let resp = store.range(range_req(prefix, revision)).await.expect("range");
+    resp.kvs.iter().map(|kv| (kv.key.clone(), String::from_utf8_lossy(&kv.value).into_owned())).collect()
 }
 
 fn pairs(items: &[(&str, &str)]) -> Vec<(String, String)> {
-    items
-        .iter()
-        .map(|(k, v)| (k.to_string(), v.to_string()))
-        .collect()
+    items.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
 }
 
 async fn watch(store: &Arc<dyn Store>, prefix: &str, after: Revision) -> WatchStream {
-    store
-        .watch(prefix.to_owned(), after)
-        .await
-        .unwrap_or_else(|e| panic!("watch {prefix} after {after}: {e}"))
+    store.watch(prefix.to_owned(), after).await.unwrap_or_else(|e| panic!("watch {prefix} after {after}: {e}"))
 }
 
 async fn next_event(stream: &mut WatchStream) -> Event {
@@ -101,10 +67,7 @@ async fn next_event(stream: &mut WatchStream) -> Event {
 /// itself or as the stream's first item (backends may do either).
 async fn expect_watch_compacted(store: &Arc<dyn Store>, prefix: &str, after: Revision) {
     match store.watch(prefix.to_owned(), after).await {
-        Err(e) => assert!(
-            matches!(e, Error::Compacted { .. }),
-            "watch after {after}: {e:?}"
-        ),
+        Err(e) => assert!(matches!(e, Error::Compacted { .. }), "watch after {after}: {e:?}"),
         Ok(mut stream) => match tokio::time::timeout(PATIENCE, stream.next()).await {
             Ok(Some(Err(Error::Compacted { .. }))) => {}
             other => panic!("watch after {after}: expected Compacted, got {other:?}"),
@@ -124,17 +87,10 @@ pub async fn create_get(store: Arc<dyn Store>) {
     assert_eq!(current(&store).await, kv.mod_revision);
     assert_eq!(store.get("/cg/a").await.unwrap(), Some(kv.clone()));
     assert_eq!(store.get("/cg/missing").await.unwrap(), None);
-    assert_eq!(
-        store.get("/cg").await.unwrap(),
-        None,
-        "get is exact, not a prefix match"
-    );
+    assert_eq!(store.get("/cg").await.unwrap(), None, "get is exact, not a prefix match");
 
     let empty = create(&store, "/cg/empty", "").await;
-    assert_eq!(
-        store.get("/cg/empty").await.unwrap().unwrap().value,
-        Bytes::new()
-    );
+    assert_eq!(store.get("/cg/empty").await.unwrap().unwrap().value, Bytes::new());
     assert_eq!(empty.mod_revision, kv.mod_revision + 1);
 
     let big = "x".repeat(1 << 20);
@@ -149,11 +105,7 @@ pub async fn create_conflict(store: Arc<dyn Store>) {
     let before = current(&store).await;
     let err = store.create("/cc/a".into(), b("two")).await.unwrap_err();
     assert_eq!(err, Error::AlreadyExists);
-    assert_eq!(
-        current(&store).await,
-        before,
-        "a failed create takes no revision"
-    );
+    assert_eq!(current(&store).await, before, "a failed create takes no revision");
     assert_eq!(store.get("/cc/a").await.unwrap(), Some(first.clone()));
 
     let deleted = delete(&store, &first).await;
@@ -173,26 +125,11 @@ pub async fn update_cas(store: Arc<dyn Store>) {
     assert_eq!(store.get("/uc/a").await.unwrap(), Some(v2.clone()));
 
     let before = current(&store).await;
-    let err = store
-        .update("/uc/a".into(), b("stale"), v1.mod_revision)
-        .await
-        .unwrap_err();
-    assert_eq!(
-        err,
-        Error::Conflict {
-            current: Some(v2.clone())
-        }
-    );
-    let err = store
-        .update("/uc/missing".into(), b("x"), v1.mod_revision)
-        .await
-        .unwrap_err();
+    let err = store.update("/uc/a".into(), b("stale"), v1.mod_revision).await.unwrap_err();
+    assert_eq!(err, Error::Conflict { current: Some(v2.clone()) });
+    let err = store.update("/uc/missing".into(), b("x"), v1.mod_revision).await.unwrap_err();
     assert_eq!(err, Error::NotFound);
-    assert_eq!(
-        current(&store).await,
-        before,
-        "failed updates take no revision"
-    );
+    assert_eq!(current(&store).await, before, "failed updates take no revision");
     assert_eq!(store.get("/uc/a").await.unwrap(), Some(v2.clone()));
 
     let v3 = update(&store, &v2, "three").await;
@@ -200,10 +137,7 @@ pub async fn update_cas(store: Arc<dyn Store>) {
     assert!(v3.mod_revision > v2.mod_revision);
 
     let gone = delete(&store, &v3).await;
-    let err = store
-        .update("/uc/a".into(), b("x"), gone.mod_revision)
-        .await
-        .unwrap_err();
+    let err = store.update("/uc/a".into(), b("x"), gone.mod_revision).await.unwrap_err();
     assert_eq!(err, Error::NotFound, "updating a deleted key");
 }
 
@@ -213,22 +147,11 @@ pub async fn delete_cas(store: Arc<dyn Store>) {
     let v1 = create(&store, "/dc/a", "one").await;
     let v2 = update(&store, &v1, "two").await;
     let before = current(&store).await;
-    let err = store
-        .delete("/dc/a".into(), Some(v1.mod_revision))
-        .await
-        .unwrap_err();
-    assert_eq!(
-        err,
-        Error::Conflict {
-            current: Some(v2.clone())
-        }
-    );
+    let err = store.delete("/dc/a".into(), Some(v1.mod_revision)).await.unwrap_err();
+    assert_eq!(err, Error::Conflict { current: Some(v2.clone()) });
     assert_eq!(current(&store).await, before);
 
-    let deleted = store
-        .delete("/dc/a".into(), Some(v2.mod_revision))
-        .await
-        .unwrap();
+    let deleted = store.delete("/dc/a".into(), Some(v2.mod_revision)).await.unwrap();
     assert_eq!(deleted.key, "/dc/a");
     assert_eq!(deleted.value, b("two"));
     assert_eq!(deleted.create_revision, v1.create_revision);
@@ -236,17 +159,8 @@ pub async fn delete_cas(store: Arc<dyn Store>) {
     assert_eq!(current(&store).await, deleted.mod_revision);
     assert_eq!(store.get("/dc/a").await.unwrap(), None);
 
-    assert_eq!(
-        store.delete("/dc/a".into(), None).await.unwrap_err(),
-        Error::NotFound
-    );
-    assert_eq!(
-        store
-            .delete("/dc/a".into(), Some(deleted.mod_revision))
-            .await
-            .unwrap_err(),
-        Error::NotFound
-    );
+    assert_eq!(store.delete("/dc/a".into(), None).await.unwrap_err(), Error::NotFound);
+    assert_eq!(store.delete("/dc/a".into(), Some(deleted.mod_revision)).await.unwrap_err(), Error::NotFound);
 
     let other = create(&store, "/dc/b", "x").await;
     let gone = store.delete("/dc/b".into(), None).await.unwrap();
@@ -263,12 +177,7 @@ pub async fn revisions_monotonic(store: Arc<dyn Store>) {
     for i in 1..20 {
         if i % 5 == 0 {
             assert!(store.create("/rm/a".into(), b("dup")).await.is_err());
-            assert!(
-                store
-                    .update("/rm/a".into(), b("stale"), kv.mod_revision - 1)
-                    .await
-                    .is_err()
-            );
+            assert!(store.update("/rm/a".into(), b("stale"), kv.mod_revision - 1).await.is_err());
         }
         kv = update(&store, &kv, &i.to_string()).await;
         expected += 1;
@@ -285,17 +194,12 @@ pub async fn revisions_monotonic(store: Arc<dyn Store>) {
 /// Ranges return the keys under a prefix in key order, paged by `start_after`
 /// and `limit`, with `remaining` counting the live keys after the page.
 pub async fn range_prefix_and_paging(store: Arc<dyn Store>) {
-    for key in [
-        "/rp/a/3", "/rp/a/1", "/rp/a/5", "/rp/a/2", "/rp/a/4", "/rp/b/1", "/rp/a", "/rp/ab",
-    ] {
+    for key in ["/rp/a/3", "/rp/a/1", "/rp/a/5", "/rp/a/2", "/rp/a/4", "/rp/b/1", "/rp/a", "/rp/ab"] {
         create(&store, key, key).await;
     }
     let all = store.range(range_req("/rp/a/", None)).await.unwrap();
     let keys: Vec<_> = all.kvs.iter().map(|kv| kv.key.as_str()).collect();
-    assert_eq!(
-        keys,
-        ["/rp/a/1", "/rp/a/2", "/rp/a/3", "/rp/a/4", "/rp/a/5"]
-    );
+    assert_eq!(keys, ["/rp/a/1", "/rp/a/2", "/rp/a/3", "/rp/a/4", "/rp/a/5"]);
     assert_eq!(all.remaining, 0);
     assert_eq!(all.revision, current(&store).await);
     assert!(all.kvs.iter().all(|kv| kv.value == b(&kv.key)));
@@ -307,22 +211,13 @@ pub async fn range_prefix_and_paging(store: Arc<dyn Store>) {
         limit,
     };
     let p1 = store.range(page(None, 2)).await.unwrap();
-    assert_eq!(
-        p1.kvs.iter().map(|kv| kv.key.as_str()).collect::<Vec<_>>(),
-        ["/rp/a/1", "/rp/a/2"]
-    );
+    assert_eq!(p1.kvs.iter().map(|kv| kv.key.as_str()).collect::<Vec<_>>(), ["/rp/a/1", "/rp/a/2"]);
     assert_eq!(p1.remaining, 3);
     let p2 = store.range(page(Some("/rp/a/2"), 2)).await.unwrap();
-    assert_eq!(
-        p2.kvs.iter().map(|kv| kv.key.as_str()).collect::<Vec<_>>(),
-        ["/rp/a/3", "/rp/a/4"]
-    );
+    assert_eq!(p2.kvs.iter().map(|kv| kv.key.as_str()).collect::<Vec<_>>(), ["/rp/a/3", "/rp/a/4"]);
     assert_eq!(p2.remaining, 1);
     let p3 = store.range(page(Some("/rp/a/4"), 2)).await.unwrap();
-    assert_eq!(
-        p3.kvs.iter().map(|kv| kv.key.as_str()).collect::<Vec<_>>(),
-        ["/rp/a/5"]
-    );
+    assert_eq!(p3.kvs.iter().map(|kv| kv.key.as_str()).collect::<Vec<_>>(), ["/rp/a/5"]);
     assert_eq!(p3.remaining, 0);
     let p4 = store.range(page(Some("/rp/a/5"), 2)).await.unwrap();
     assert!(p4.kvs.is_empty());
@@ -338,30 +233,12 @@ pub async fn range_prefix_and_paging(store: Arc<dyn Store>) {
     let three = store.get("/rp/a/3").await.unwrap().unwrap();
     delete(&store, &three).await;
     let p1 = store.range(page(None, 2)).await.unwrap();
-    assert_eq!(
-        p1.kvs.iter().map(|kv| kv.key.as_str()).collect::<Vec<_>>(),
-        ["/rp/a/1", "/rp/a/2"]
-    );
+    assert_eq!(p1.kvs.iter().map(|kv| kv.key.as_str()).collect::<Vec<_>>(), ["/rp/a/1", "/rp/a/2"]);
     assert_eq!(p1.remaining, 2);
 
     assert_eq!(store.range(range_req("", None)).await.unwrap().kvs.len(), 7);
-    assert_eq!(
-        store
-            .range(range_req("/rp/", None))
-            .await
-            .unwrap()
-            .kvs
-            .len(),
-        7
-    );
-    assert!(
-        store
-            .range(range_req("/rp/zzz", None))
-            .await
-            .unwrap()
-            .kvs
-            .is_empty()
-    );
+    assert_eq!(store.range(range_req("/rp/", None)).await.unwrap().kvs.len(), 7);
+    assert!(store.range(range_req("/rp/zzz", None)).await.unwrap().kvs.is_empty());
 }
 
 /// A range at an old revision sees exactly the state after that write.
@@ -375,57 +252,23 @@ pub async fn range_at_old_revision(store: Arc<dyn Store>) {
     let b2 = create(&store, "/ro/b", "b2").await;
 
     assert_eq!(keys_at(&store, "/ro/", Some(r0)).await, pairs(&[]));
-    assert_eq!(
-        keys_at(&store, "/ro/", Some(a1.mod_revision)).await,
-        pairs(&[("/ro/a", "a1")])
-    );
-    assert_eq!(
-        keys_at(&store, "/ro/", Some(b1.mod_revision)).await,
-        pairs(&[("/ro/a", "a1"), ("/ro/b", "b1")])
-    );
-    assert_eq!(
-        keys_at(&store, "/ro/", Some(a2.mod_revision)).await,
-        pairs(&[("/ro/a", "a2"), ("/ro/b", "b1")])
-    );
-    assert_eq!(
-        keys_at(&store, "/ro/", Some(b_gone.mod_revision)).await,
-        pairs(&[("/ro/a", "a2")])
-    );
-    assert_eq!(
-        keys_at(&store, "/ro/", Some(c1.mod_revision)).await,
-        pairs(&[("/ro/a", "a2"), ("/ro/c", "c1")])
-    );
-    assert_eq!(
-        keys_at(&store, "/ro/", Some(b2.mod_revision)).await,
-        pairs(&[("/ro/a", "a2"), ("/ro/b", "b2"), ("/ro/c", "c1")])
-    );
+    assert_eq!(keys_at(&store, "/ro/", Some(a1.mod_revision)).await, pairs(&[("/ro/a", "a1")]));
+    assert_eq!(keys_at(&store, "/ro/", Some(b1.mod_revision)).await, pairs(&[("/ro/a", "a1"), ("/ro/b", "b1")]));
+    assert_eq!(keys_at(&store, "/ro/", Some(a2.mod_revision)).await, pairs(&[("/ro/a", "a2"), ("/ro/b", "b1")]));
+    assert_eq!(keys_at(&store, "/ro/", Some(b_gone.mod_revision)).await, pairs(&[("/ro/a", "a2")]));
+    assert_eq!(keys_at(&store, "/ro/", Some(c1.mod_revision)).await, pairs(&[("/ro/a", "a2"), ("/ro/c", "c1")]));
+    assert_eq!(keys_at(&store, "/ro/", Some(b2.mod_revision)).await, pairs(&[("/ro/a", "a2"), ("/ro/b", "b2"), ("/ro/c", "c1")]));
 
-    let at = store
-        .range(range_req("/ro/", Some(a2.mod_revision)))
-        .await
-        .unwrap();
+    let at = store.range(range_req("/ro/", Some(a2.mod_revision))).await.unwrap();
     assert_eq!(at.revision, a2.mod_revision);
     assert_eq!(at.kvs[0], a2);
     assert_eq!(at.kvs[1], b1);
 
-    let paged = store
-        .range(RangeRequest {
-            prefix: "/ro/".into(),
-            start_after: None,
-            revision: Some(a2.mod_revision),
-            limit: 1,
-        })
-        .await
-        .unwrap();
+    let paged = store.range(RangeRequest { prefix: "/ro/".into(), start_after: None, revision: Some(a2.mod_revision), limit: 1 }).await.unwrap();
     assert_eq!(paged.kvs, vec![a2.clone()]);
     assert_eq!(paged.remaining, 1);
     let paged = store
-        .range(RangeRequest {
-            prefix: "/ro/".into(),
-            start_after: Some("/ro/a".into()),
-            revision: Some(c1.mod_revision),
-            limit: 1,
-        })
+        .range(RangeRequest { prefix: "/ro/".into(), start_after: Some("/ro/a".into()), revision: Some(c1.mod_revision), limit: 1 })
         .await
         .unwrap();
     assert_eq!(paged.kvs, vec![c1.clone()]);
@@ -441,17 +284,8 @@ pub async fn range_at_old_revision(store: Arc<dyn Store>) {
 pub async fn range_future_revision(store: Arc<dyn Store>) {
     create(&store, "/rf/a", "x").await;
     let now = current(&store).await;
-    let err = store
-        .range(range_req("/rf/", Some(now + 1)))
-        .await
-        .unwrap_err();
-    assert_eq!(
-        err,
-        Error::FutureRevision {
-            requested: now + 1,
-            current: now
-        }
-    );
+    let err = store.range(range_req("/rf/", Some(now + 1))).await.unwrap_err();
+    assert_eq!(err, Error::FutureRevision { requested: now + 1, current: now });
     let ok = store.range(range_req("/rf/", Some(now))).await.unwrap();
     assert_eq!(ok.kvs.len(), 1);
 }
@@ -467,15 +301,9 @@ pub async fn watch_from_revision_replays_then_live(store: Arc<dyn Store>) {
     let mut all = watch(&store, "/wr/", r0).await;
     let mut later = watch(&store, "/wr/", a1.mod_revision).await;
     let e = next_event(&mut all).await;
-    assert_eq!(
-        (e.kind, e.kv.clone(), e.prev),
-        (EventKind::Put, a1.clone(), None)
-    );
+    assert_eq!((e.kind, e.kv.clone(), e.prev), (EventKind::Put, a1.clone(), None));
     let e = next_event(&mut all).await;
-    assert_eq!(
-        (e.kind, e.kv.clone(), e.prev),
-        (EventKind::Put, a2.clone(), Some(a1.clone()))
-    );
+    assert_eq!((e.kind, e.kv.clone(), e.prev), (EventKind::Put, a2.clone(), Some(a1.clone())));
     let e = next_event(&mut all).await;
     assert_eq!(e.revision(), b1.mod_revision);
     assert_eq!((e.kind, e.kv, e.prev), (EventKind::Put, b1.clone(), None));
@@ -491,10 +319,7 @@ pub async fn watch_from_revision_replays_then_live(store: Arc<dyn Store>) {
         let e = next_event(stream).await;
         assert_eq!((e.kind, e.kv, e.prev), (EventKind::Put, c1.clone(), None));
         let e = next_event(stream).await;
-        assert_eq!(
-            (e.kind, e.kv, e.prev),
-            (EventKind::Put, b2.clone(), Some(b1.clone()))
-        );
+        assert_eq!((e.kind, e.kv, e.prev), (EventKind::Put, b2.clone(), Some(b1.clone())));
     }
 
     // A watch from the current revision sees only later writes.
@@ -554,10 +379,7 @@ pub async fn watch_delete_event_carries_prev(store: Arc<dyn Store>) {
         let e = next_event(stream).await;
         assert_eq!((e.kind, &e.kv, &e.prev), (EventKind::Put, &v1, &None));
         let e = next_event(stream).await;
-        assert_eq!(
-            (e.kind, &e.kv, &e.prev),
-            (EventKind::Put, &v2, &Some(v1.clone()))
-        );
+        assert_eq!((e.kind, &e.kv, &e.prev), (EventKind::Put, &v2, &Some(v1.clone())));
         let e = next_event(stream).await;
         assert_eq!(e.kind, EventKind::Delete);
         assert_eq!(e.kv, gone);
@@ -571,10 +393,7 @@ pub async fn watch_delete_event_carries_prev(store: Arc<dyn Store>) {
     live = watch(&store, "/wd/", again.mod_revision).await;
     let unconditional = store.delete("/wd/a".into(), None).await.unwrap();
     let e = next_event(&mut live).await;
-    assert_eq!(
-        (e.kind, &e.kv, &e.prev),
-        (EventKind::Delete, &unconditional, &Some(again.clone()))
-    );
+    assert_eq!((e.kind, &e.kv, &e.prev), (EventKind::Delete, &unconditional, &Some(again.clone())));
 }
 
 /// A watch started while writers are busy switches from replay to live without
@@ -603,11 +422,7 @@ pub async fn watch_handoff_under_load(store: Arc<dyn Store>) {
     let mut expected = from + 1;
     while expected <= end {
         let e = next_event(&mut stream).await;
-        assert_eq!(
-            e.revision(),
-            expected,
-            "events must be gap-free and in order"
-        );
+        assert_eq!(e.revision(), expected, "events must be gap-free and in order");
         assert_eq!(e.kind, EventKind::Put);
         expected += 1;
     }
@@ -632,33 +447,12 @@ pub async fn compaction_forgets_history(store: Arc<dyn Store>) {
     store.compact(a3.mod_revision).await.unwrap();
     assert_eq!(store.compacted_revision().await.unwrap(), a3.mod_revision);
 
-    let err = store
-        .range(range_req("/cf/", Some(a2.mod_revision)))
-        .await
-        .unwrap_err();
-    assert_eq!(
-        err,
-        Error::Compacted {
-            requested: a2.mod_revision,
-            compacted: a3.mod_revision
-        }
-    );
-    assert_eq!(
-        keys_at(&store, "/cf/", Some(a3.mod_revision)).await,
-        pairs(&[("/cf/a", "a3")])
-    );
-    assert_eq!(
-        keys_at(&store, "/cf/", Some(b1.mod_revision)).await,
-        pairs(&[("/cf/a", "a3"), ("/cf/b", "b1")])
-    );
-    assert_eq!(
-        keys_at(&store, "/cf/", Some(b_gone.mod_revision)).await,
-        pairs(&[("/cf/a", "a3")])
-    );
-    assert_eq!(
-        keys_at(&store, "/cf/", None).await,
-        pairs(&[("/cf/a", "a3"), ("/cf/c", "c1")])
-    );
+    let err = store.range(range_req("/cf/", Some(a2.mod_revision))).await.unwrap_err();
+    assert_eq!(err, Error::Compacted { requested: a2.mod_revision, compacted: a3.mod_revision });
+    assert_eq!(keys_at(&store, "/cf/", Some(a3.mod_revision)).await, pairs(&[("/cf/a", "a3")]));
+    assert_eq!(keys_at(&store, "/cf/", Some(b1.mod_revision)).await, pairs(&[("/cf/a", "a3"), ("/cf/b", "b1")]));
+    assert_eq!(keys_at(&store, "/cf/", Some(b_gone.mod_revision)).await, pairs(&[("/cf/a", "a3")]));
+    assert_eq!(keys_at(&store, "/cf/", None).await, pairs(&[("/cf/a", "a3"), ("/cf/c", "c1")]));
     assert_eq!(store.get("/cf/a").await.unwrap(), Some(a3.clone()));
 
     expect_watch_compacted(&store, "/cf/", a1.mod_revision).await;
@@ -667,10 +461,7 @@ pub async fn compaction_forgets_history(store: Arc<dyn Store>) {
     let e = next_event(&mut stream).await;
     assert_eq!((e.kind, &e.kv, &e.prev), (EventKind::Put, &b1, &None));
     let e = next_event(&mut stream).await;
-    assert_eq!(
-        (e.kind, &e.kv, &e.prev),
-        (EventKind::Delete, &b_gone, &Some(b1.clone()))
-    );
+    assert_eq!((e.kind, &e.kv, &e.prev), (EventKind::Delete, &b_gone, &Some(b1.clone())));
     let e = next_event(&mut stream).await;
     assert_eq!(e.kv, c1);
     let e = next_event(&mut stream).await;
@@ -680,32 +471,17 @@ pub async fn compaction_forgets_history(store: Arc<dyn Store>) {
     // The first write after compaction still knows the compacted-to value.
     let a4 = update(&store, &a3, "a4").await;
     let e = next_event(&mut stream).await;
-    assert_eq!(
-        (e.kind, &e.kv, &e.prev),
-        (EventKind::Put, &a4, &Some(a3.clone()))
-    );
+    assert_eq!((e.kind, &e.kv, &e.prev), (EventKind::Put, &a4, &Some(a3.clone())));
 
     // Compacting everything keeps current values, and the counter moves on.
     let now = current(&store).await;
     store.compact(now).await.unwrap();
     assert_eq!(store.compacted_revision().await.unwrap(), now);
-    assert_eq!(
-        keys_at(&store, "/cf/", None).await,
-        pairs(&[("/cf/a", "a4"), ("/cf/c", "c1")])
-    );
-    assert_eq!(
-        keys_at(&store, "/cf/", Some(now)).await,
-        pairs(&[("/cf/a", "a4"), ("/cf/c", "c1")])
-    );
-    let err = store
-        .range(range_req("/cf/", Some(now - 1)))
-        .await
-        .unwrap_err();
+    assert_eq!(keys_at(&store, "/cf/", None).await, pairs(&[("/cf/a", "a4"), ("/cf/c", "c1")]));
+    assert_eq!(keys_at(&store, "/cf/", Some(now)).await, pairs(&[("/cf/a", "a4"), ("/cf/c", "c1")]));
+    let err = store.range(range_req("/cf/", Some(now - 1))).await.unwrap_err();
     assert!(matches!(err, Error::Compacted { .. }), "{err:?}");
-    assert_eq!(
-        store.create("/cf/a".into(), b("x")).await.unwrap_err(),
-        Error::AlreadyExists
-    );
+    assert_eq!(store.create("/cf/a".into(), b("x")).await.unwrap_err(), Error::AlreadyExists);
     assert_eq!(store.get("/cf/b").await.unwrap(), None);
     assert_eq!(store.get("/cf/d").await.unwrap(), None);
     let b2 = create(&store, "/cf/b", "b2").await;
@@ -728,10 +504,7 @@ pub async fn concurrent_writers(store: Arc<dyn Store>) {
         tasks.push(tokio::spawn(async move {
             let mut revisions = Vec::with_capacity(PER_TASK);
             for i in 0..PER_TASK {
-                let kv = store
-                    .create(format!("/cw/{t:02}/{i:02}"), b(&format!("{t}-{i}")))
-                    .await
-                    .unwrap();
+                let kv = store.create(format!("/cw/{t:02}/{i:02}"), b(&format!("{t}-{i}"))).await.unwrap();
                 revisions.push(kv.mod_revision);
             }
             revisions
@@ -740,31 +513,18 @@ pub async fn concurrent_writers(store: Arc<dyn Store>) {
     let mut revisions = Vec::new();
     for task in tasks {
         let mine = task.await.unwrap();
-        assert!(
-            mine.windows(2).all(|w| w[0] < w[1]),
-            "one task's writes are ordered"
-        );
+        assert!(mine.windows(2).all(|w| w[0] < w[1]), "one task's writes are ordered");
         revisions.extend(mine);
     }
     revisions.sort_unstable();
     let expected: Vec<Revision> = (base + 1..=base + (TASKS * PER_TASK) as Revision).collect();
-    assert_eq!(
-        revisions, expected,
-        "every write got its own revision, none skipped"
-    );
+    assert_eq!(revisions, expected, "every write got its own revision, none skipped");
     assert_eq!(current(&store).await, base + (TASKS * PER_TASK) as Revision);
     let all = store.range(range_req("/cw/", None)).await.unwrap();
     assert_eq!(all.kvs.len(), TASKS * PER_TASK);
     for kv in &all.kvs {
         let (t, i) = kv.key["/cw/".len()..].split_once('/').unwrap();
-        assert_eq!(
-            kv.value,
-            b(&format!(
-                "{}-{}",
-                t.parse::<usize>().unwrap(),
-                i.parse::<usize>().unwrap()
-            ))
-        );
+        assert_eq!(kv.value, b(&format!("{}-{}", t.parse::<usize>().unwrap(), i.parse::<usize>().unwrap())));
     }
 }
 
@@ -775,19 +535,13 @@ pub async fn concurrent_cas_single_winner(store: Arc<dyn Store>) {
     for t in 0..16 {
         let store = store.clone();
         let expected = kv.mod_revision;
-        tasks.push(tokio::spawn(async move {
-            store
-                .update("/cs/a".into(), b(&t.to_string()), expected)
-                .await
-        }));
+        tasks.push(tokio::spawn(async move { store.update("/cs/a".into(), b(&t.to_string()), expected).await }));
     }
     let mut winners = Vec::new();
     for task in tasks {
         match task.await.unwrap() {
             Ok(kv) => winners.push(kv),
-            Err(Error::Conflict {
-                current: Some(current),
-            }) => assert!(current.mod_revision > kv.mod_revision),
+            Err(Error::Conflict { current: Some(current) }) => assert!(current.mod_revision > kv.mod_revision),
             Err(e) => panic!("unexpected error {e:?}"),
         }
     }

@@ -76,25 +76,12 @@ async fn reopen_keeps_data_and_revision() {
     let path = dir.path().join("store.redb");
     let (a2, compacted, revision) = {
         let store = Embedded::open(&path).unwrap();
-        let a1 = store
-            .create("/a".into(), Bytes::from_static(b"1"))
-            .await
-            .unwrap();
-        let a2 = store
-            .update("/a".into(), Bytes::from_static(b"2"), a1.mod_revision)
-            .await
-            .unwrap();
-        store
-            .create("/b".into(), Bytes::from_static(b"b"))
-            .await
-            .unwrap();
+        let a1 = store.create("/a".into(), Bytes::from_static(b"1")).await.unwrap();
+        let a2 = store.update("/a".into(), Bytes::from_static(b"2"), a1.mod_revision).await.unwrap();
+        store.create("/b".into(), Bytes::from_static(b"b")).await.unwrap();
         store.delete("/b".into(), None).await.unwrap();
         store.compact(a2.mod_revision).await.unwrap();
-        (
-            a2,
-            store.compacted_revision().await.unwrap(),
-            store.current_revision().await.unwrap(),
-        )
+        (a2, store.compacted_revision().await.unwrap(), store.current_revision().await.unwrap())
     };
     assert_eq!(revision, 4);
 
@@ -117,18 +104,8 @@ async fn reopen_keeps_data_and_revision() {
     let store = Embedded::open(&path).unwrap();
     assert_eq!(store.current_revision().await.unwrap(), last);
     assert_eq!(store.compacted_revision().await.unwrap(), last);
-    assert!(
-        store
-            .range(RangeRequest::default())
-            .await
-            .unwrap()
-            .kvs
-            .is_empty()
-    );
-    let next = store
-        .create("/a".into(), Bytes::from_static(b"3"))
-        .await
-        .unwrap();
+    assert!(store.range(RangeRequest::default()).await.unwrap().kvs.is_empty());
+    let next = store.create("/a".into(), Bytes::from_static(b"3")).await.unwrap();
     assert_eq!(next.mod_revision, last + 1);
     assert_eq!(next.create_revision, last + 1);
 }
@@ -150,24 +127,11 @@ async fn file_stays_bounded_under_churn() {
     const PER_ROUND: usize = 2_500 / KEYS + 1;
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("store.redb");
-    let store = Embedded::open_with(
-        &path,
-        Options {
-            compaction_interval: None,
-            ..Options::default()
-        },
-    )
-    .unwrap();
+    let store = Embedded::open_with(&path, Options { compaction_interval: None, ..Options::default() }).unwrap();
     let value = Bytes::from(vec![7u8; 1024]);
     let mut revisions = Vec::new();
     for k in 0..KEYS {
-        revisions.push(
-            store
-                .create(format!("/churn/{k}"), value.clone())
-                .await
-                .unwrap()
-                .mod_revision,
-        );
+        revisions.push(store.create(format!("/churn/{k}"), value.clone()).await.unwrap().mod_revision);
     }
     let mut sizes = Vec::new();
     for _ in 0..ROUNDS {
@@ -178,11 +142,7 @@ async fn file_stays_bounded_under_churn() {
             tasks.push(tokio::spawn(async move {
                 let mut revision = revision;
                 for _ in 0..PER_ROUND {
-                    revision = store
-                        .update(format!("/churn/{k}"), value.clone(), revision)
-                        .await
-                        .unwrap()
-                        .mod_revision;
+                    revision = store.update(format!("/churn/{k}"), value.clone(), revision).await.unwrap().mod_revision;
                 }
                 revision
             }));
@@ -190,10 +150,7 @@ async fn file_stays_bounded_under_churn() {
         for (k, task) in tasks.into_iter().enumerate() {
             revisions[k] = task.await.unwrap();
         }
-        store
-            .compact(store.current_revision().await.unwrap())
-            .await
-            .unwrap();
+        store.compact(store.current_revision().await.unwrap()).await.unwrap();
         sizes.push(file_size(&path));
     }
     let total = store.current_revision().await.unwrap();
@@ -201,26 +158,9 @@ async fn file_stays_bounded_under_churn() {
     assert!(total as usize >= 50_000);
     let first_half = sizes[..ROUNDS / 2].iter().max().copied().unwrap();
     let last = *sizes.last().unwrap();
-    assert!(
-        last <= first_half * 2,
-        "file grew from {first_half} to {last} bytes"
-    );
-    assert!(
-        last < 24 << 20,
-        "file is {last} bytes for 64 KiB of live data"
-    );
-    assert_eq!(
-        store
-            .range(RangeRequest {
-                prefix: "/churn/".into(),
-                ..Default::default()
-            })
-            .await
-            .unwrap()
-            .kvs
-            .len(),
-        KEYS
-    );
+    assert!(last <= first_half * 2, "file grew from {first_half} to {last} bytes");
+    assert!(last < 24 << 20, "file is {last} bytes for 64 KiB of live data");
+    assert_eq!(store.range(RangeRequest { prefix: "/churn/".into(), ..Default::default() }).await.unwrap().kvs.len(), KEYS);
 }
 
 /// 64 tasks creating keys concurrently: checks every write landed exactly once and
@@ -236,13 +176,7 @@ async fn group_commit_throughput() {
         let store = store.clone();
         tasks.push(tokio::spawn(async move {
             for i in 0..PER_TASK {
-                store
-                    .create(
-                        format!("/gc/{t}/{i}"),
-                        Bytes::from_static(b"{\"kind\":\"Pod\"}"),
-                    )
-                    .await
-                    .unwrap();
+                store.create(format!("/gc/{t}/{i}"), Bytes::from_static(b"{\"kind\":\"Pod\"}")).await.unwrap();
             }
         }));
     }
@@ -251,18 +185,9 @@ async fn group_commit_throughput() {
     }
     let elapsed = started.elapsed();
     let total = TASKS * PER_TASK;
-    eprintln!(
-        "group commit: {total} durable creates by {TASKS} tasks in {elapsed:?} = {:.0} creates/s",
-        total as f64 / elapsed.as_secs_f64()
-    );
+    eprintln!("group commit: {total} durable creates by {TASKS} tasks in {elapsed:?} = {:.0} creates/s", total as f64 / elapsed.as_secs_f64());
     assert_eq!(store.current_revision().await.unwrap(), total as i64);
-    let all = store
-        .range(RangeRequest {
-            prefix: "/gc/".into(),
-            ..Default::default()
-        })
-        .await
-        .unwrap();
+    let all = store.range(RangeRequest { prefix: "/gc/".into(), ..Default::default() }).await.unwrap();
     assert_eq!(all.kvs.len(), total);
 }
 
@@ -270,49 +195,28 @@ async fn group_commit_throughput() {
 /// full, while writers go on unhindered.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn slow_watcher_is_ended() {
-    let (_dir, store) = fresh_with(Options {
-        watch_buffer: 8,
-        ..Options::default()
-    });
+    let (_dir, store) = fresh_with(Options { watch_buffer: 8, ..Options::default() });
     let mut slow = store.watch("/s/".into(), 0).await.unwrap();
-    let mut kv = store
-        .create("/s/a".into(), Bytes::from_static(b"0"))
-        .await
-        .unwrap();
+    let mut kv = store.create("/s/a".into(), Bytes::from_static(b"0")).await.unwrap();
     // The first read registers the watcher.
     assert_eq!(slow.next().await.unwrap().unwrap().kv, kv);
     for i in 0..50 {
-        kv = store
-            .update("/s/a".into(), Bytes::from(i.to_string()), kv.mod_revision)
-            .await
-            .unwrap();
+        kv = store.update("/s/a".into(), Bytes::from(i.to_string()), kv.mod_revision).await.unwrap();
     }
     let mut delivered = 0;
     let end = loop {
-        match tokio::time::timeout(Duration::from_secs(20), slow.next())
-            .await
-            .expect("stream hangs")
-        {
+        match tokio::time::timeout(Duration::from_secs(20), slow.next()).await.expect("stream hangs") {
             Some(Ok(_)) => delivered += 1,
             Some(Err(e)) => break e,
             None => panic!("stream ended without an error"),
         }
     };
-    assert!(
-        delivered <= 8,
-        "{delivered} events delivered from an 8-event buffer"
-    );
-    assert!(
-        matches!(end, Error::Internal(ref m) if m.contains("fell behind")),
-        "{end:?}"
-    );
+    assert!(delivered <= 8, "{delivered} events delivered from an 8-event buffer");
+    assert!(matches!(end, Error::Internal(ref m) if m.contains("fell behind")), "{end:?}");
     assert!(slow.next().await.is_none());
 
     // A new watch from where the slow one stopped can catch up from history.
-    let mut again = store
-        .watch("/s/".into(), 1 + delivered as i64)
-        .await
-        .unwrap();
+    let mut again = store.watch("/s/".into(), 1 + delivered as i64).await.unwrap();
     let mut count = 0;
     while count < 50 - delivered {
         again.next().await.unwrap().unwrap();
@@ -322,19 +226,10 @@ async fn slow_watcher_is_ended() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn automatic_compaction() {
-    let (_dir, store) = fresh_with(Options {
-        compaction_interval: Some(Duration::from_millis(50)),
-        ..Options::default()
-    });
-    let mut kv = store
-        .create("/ac/a".into(), Bytes::from_static(b"0"))
-        .await
-        .unwrap();
+    let (_dir, store) = fresh_with(Options { compaction_interval: Some(Duration::from_millis(50)), ..Options::default() });
+    let mut kv = store.create("/ac/a".into(), Bytes::from_static(b"0")).await.unwrap();
     for i in 0..9 {
-        kv = store
-            .update("/ac/a".into(), Bytes::from(i.to_string()), kv.mod_revision)
-            .await
-            .unwrap();
+        kv = store.update("/ac/a".into(), Bytes::from(i.to_string()), kv.mod_revision).await.unwrap();
     }
     // Compaction reaches revision 10 at the second tick after the writes; the
     // deadline only turns a hang into a failure.
@@ -345,76 +240,34 @@ async fn automatic_compaction() {
     }
     assert_eq!(store.compacted_revision().await.unwrap(), 10);
     assert_eq!(store.get("/ac/a").await.unwrap(), Some(kv));
-    let err = store
-        .range(RangeRequest {
-            prefix: "/ac/".into(),
-            revision: Some(9),
-            ..Default::default()
-        })
-        .await;
-    assert!(
-        matches!(
-            err,
-            Err(Error::Compacted {
-                requested: 9,
-                compacted: 10
-            })
-        ),
-        "{err:?}"
-    );
+    let err = store.range(RangeRequest { prefix: "/ac/".into(), revision: Some(9), ..Default::default() }).await;
+    assert!(matches!(err, Err(Error::Compacted { requested: 9, compacted: 10 })), "{err:?}");
 }
 
 /// A compaction bigger than one chunk is done in several transactions with the
 /// same result.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn chunked_compaction() {
-    let (_dir, store) = fresh_with(Options {
-        compaction_chunk: 7,
-        compaction_interval: None,
-        ..Options::default()
-    });
+    let (_dir, store) = fresh_with(Options { compaction_chunk: 7, compaction_interval: None, ..Options::default() });
     let mut kvs = Vec::new();
     for k in 0..10 {
-        kvs.push(
-            store
-                .create(format!("/cc/{k}"), Bytes::from_static(b"0"))
-                .await
-                .unwrap(),
-        );
+        kvs.push(store.create(format!("/cc/{k}"), Bytes::from_static(b"0")).await.unwrap());
     }
     for round in 0..10 {
         for kv in kvs.iter_mut() {
-            *kv = store
-                .update(
-                    kv.key.clone(),
-                    Bytes::from(round.to_string()),
-                    kv.mod_revision,
-                )
-                .await
-                .unwrap();
+            *kv = store.update(kv.key.clone(), Bytes::from(round.to_string()), kv.mod_revision).await.unwrap();
         }
     }
     for kv in kvs.iter().step_by(2) {
         store.delete(kv.key.clone(), None).await.unwrap();
     }
     let middle = store.current_revision().await.unwrap();
-    let before = store.range(RangeRequest {
-        prefix: "/cc/".into(),
-        revision: Some(middle),
-        ..Default::default()
-    });
+    let before = store.range(RangeRequest { prefix: "/cc/".into(), revision: Some(middle), ..Default::default() });
     let before = before.await.unwrap();
-    let extra = store
-        .create("/cc/new".into(), Bytes::from_static(b"n"))
-        .await
-        .unwrap();
+    let extra = store.create("/cc/new".into(), Bytes::from_static(b"n")).await.unwrap();
     store.compact(middle).await.unwrap();
     assert_eq!(store.compacted_revision().await.unwrap(), middle);
-    let after = store.range(RangeRequest {
-        prefix: "/cc/".into(),
-        revision: Some(middle),
-        ..Default::default()
-    });
+    let after = store.range(RangeRequest { prefix: "/cc/".into(), revision: Some(middle), ..Default::default() });
     assert_eq!(after.await.unwrap().kvs, before.kvs);
     assert_eq!(before.kvs.len(), 5);
     let mut watch = store.watch("/cc/".into(), middle).await.unwrap();
@@ -427,15 +280,10 @@ async fn chunked_compaction() {
 async fn watches_end_when_store_closes() {
     let (dir, store) = fresh();
     let mut watch = store.watch("/".into(), 0).await.unwrap();
-    let kv = store
-        .create("/x".into(), Bytes::from_static(b"1"))
-        .await
-        .unwrap();
+    let kv = store.create("/x".into(), Bytes::from_static(b"1")).await.unwrap();
     assert_eq!(watch.next().await.unwrap().unwrap().kv, kv);
     drop(store);
-    let end = tokio::time::timeout(Duration::from_secs(20), watch.next())
-        .await
-        .expect("stream hangs");
+    let end = tokio::time::timeout(Duration::from_secs(20), watch.next()).await.expect("stream hangs");
     assert!(end.is_none(), "{end:?}");
     let store = Embedded::open(&dir.path().join("store.redb")).unwrap();
     assert_eq!(store.get("/x").await.unwrap(), Some(kv));
@@ -458,10 +306,7 @@ async fn crash_child() {
         tasks.push(tokio::spawn(async move {
             for i in 0.. {
                 let key = format!("/crash/{t}/{i}");
-                store
-                    .create(key.clone(), Bytes::from(vec![1u8; 512]))
-                    .await
-                    .unwrap();
+                store.create(key.clone(), Bytes::from(vec![1u8; 512])).await.unwrap();
                 println!("acked {key}");
             }
         }));
@@ -507,26 +352,11 @@ async fn acknowledged_writes_survive_kill() {
             missing.push(key.clone());
         }
     }
-    assert!(
-        missing.is_empty(),
-        "{} acknowledged keys lost, e.g. {:?}",
-        missing.len(),
-        &missing[..missing.len().min(5)]
-    );
+    assert!(missing.is_empty(), "{} acknowledged keys lost, e.g. {:?}", missing.len(), &missing[..missing.len().min(5)]);
     let revision = store.current_revision().await.unwrap();
     assert!(revision as usize >= acked.len());
-    let all = store
-        .range(RangeRequest {
-            prefix: "/crash/".into(),
-            ..Default::default()
-        })
-        .await
-        .unwrap();
-    assert_eq!(
-        all.kvs.len() as i64,
-        revision,
-        "one key per revision, none half-written"
-    );
+    let all = store.range(RangeRequest { prefix: "/crash/".into(), ..Default::default() }).await.unwrap();
+    assert_eq!(all.kvs.len() as i64, revision, "one key per revision, none half-written");
 }
 
 /// Watches started one after another during sustained concurrent writes: each
@@ -542,10 +372,7 @@ async fn watch_handoff_races() {
         let store = store.clone();
         writers.push(tokio::spawn(async move {
             for i in 0..PER_WRITER {
-                store
-                    .create(format!("/hr/{t}/{i}"), Bytes::from_static(b"x"))
-                    .await
-                    .unwrap();
+                store.create(format!("/hr/{t}/{i}"), Bytes::from_static(b"x")).await.unwrap();
             }
         }));
     }

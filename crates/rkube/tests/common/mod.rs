@@ -321,11 +321,14 @@ pub fn assert_success(args: &[&str], out: &Output) {
 /// `POST https://127.0.0.1:1234/api/v1/... 422 Unprocessable Entity in 5 milliseconds`.
 pub fn logged_status(out: &Output) -> Option<u16> {
     let err = String::from_utf8_lossy(&out.stderr);
-    err.lines().filter(|l| l.contains("https://")).filter_map(|l| {
-        let mut words = l.split_whitespace().skip_while(|w| !w.starts_with("https://"));
-        words.next()?;
-        words.next()?.parse::<u16>().ok()
-    }).next_back()
+    err.lines()
+        .filter(|l| l.contains("https://"))
+        .filter_map(|l| {
+            let mut words = l.split_whitespace().skip_while(|w| !w.starts_with("https://"));
+            words.next()?;
+            words.next()?.parse::<u16>().ok()
+        })
+        .next_back()
 }
 
 /// Polls `f` until it returns `Some`, or panics after `timeout`.
