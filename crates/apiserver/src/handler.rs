@@ -1193,34 +1193,13 @@ impl Ctx {
                 if mime == "application/json-patch+json" {
                     let p: json_patch::Patch =
                         serde_json::from_value(patch.clone()).map_err(|e| ApiError::bad_request(format!("invalid json patch: {e}")))?;
-                    json_patch::patch(&mut patched, &p).map_err(|e| {
-                        ApiError::invalid(
-                            &self.def.group,
-                            &self.def.kind,
-                            &self.info.name,
-                            vec![api::StatusCause {
-                                reason: "FieldValueInvalid".into(),
-                                message: format!("the JSON patch could not be applied: {e}"),
-                                field: String::new(),
-                            }],
-                        )
-                    })?;
+                    json_patch::patch(&mut patched, &p).map_err(|e| self.patch_invalid("", format!("the JSON patch could not be applied: {e}")))?;
                 } else if mime == "application/strategic-merge-patch+json" {
                     let defs = schema::openapi::definitions();
                     let name = if sub == "scale" { Some(SCALE) } else { defs.name_of(&self.def.group, &self.def.version, &self.def.kind) };
                     let Some(name) = name else { return Err(ApiError::unsupported_media_type(&SMP_UNSUPPORTED)) };
-                    patched = schema::smp::apply(defs, name, &base, &patch).map_err(|e| {
-                        ApiError::invalid(
-                            &self.def.group,
-                            &self.def.kind,
-                            &self.info.name,
-                            vec![api::StatusCause {
-                                reason: "FieldValueInvalid".into(),
-                                message: format!("Invalid value: \"{}\": {}", truncate(&patch.to_string(), 256), e.0),
-                                field: "patch".into(),
-                            }],
-                        )
-                    })?;
+                    patched = schema::smp::apply(defs, name, &base, &patch)
+                        .map_err(|e| self.patch_invalid("patch", format!("Invalid value: \"{}\": {}", truncate(&patch.to_string(), 256), e.0)))?;
                 } else {
                     json_patch::merge(&mut patched, &patch);
                 }
@@ -1308,6 +1287,16 @@ impl Ctx {
             }
         }
         Err(ApiError::internal("the object kept appearing and disappearing during apply"))
+    }
+
+    /// A patch that cannot be applied: 422 with one cause.
+    fn patch_invalid(&self, field: &str, message: String) -> ApiError {
+        ApiError::invalid(
+            &self.def.group,
+            &self.def.kind,
+            &self.info.name,
+            vec![api::StatusCause { reason: "FieldValueInvalid".into(), message, field: field.into() }],
+        )
     }
 
     async fn delete(&self, opts: DeleteOptions) -> Result<Response<ResBody>> {
