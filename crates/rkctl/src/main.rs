@@ -1,0 +1,43 @@
+//! `rkctl`: a kubectl-compatible command line for any Kubernetes API server.
+//! It speaks to the cluster only through the `kube` client (never through the
+//! server crates), prints what kubectl prints for the same objects (server-side
+//! tables, the same `-o` formats and messages), and adds a live `get -w` view
+//! that redraws one table in place on a terminal.
+//!
+//! The modules: `cli` (flags), `client` (kubeconfig, HTTP helpers, errors),
+//! `discovery` (names to resources), `printers` (tables, json/yaml/name,
+//! jsonpath, custom columns, colour), `model` (the pure live-table model),
+//! `live` (watching and the terminal renderer), `apply` (apply/create/delete),
+//! `verbs` (the remaining commands) and `config` (kubeconfig editing).
+
+mod apply;
+mod cli;
+mod client;
+mod config;
+mod discovery;
+mod get;
+mod jsonpath;
+mod live;
+mod model;
+mod printers;
+mod verbs;
+
+use std::io::Write;
+use std::process::ExitCode;
+
+use clap::Parser;
+
+fn main() -> ExitCode {
+    let args = cli::Cli::parse();
+    // One thread is plenty for a command line and starts fastest.
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("building the tokio runtime");
+    match rt.block_on(cli::run(args)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(client::Error::Exit(code)) => ExitCode::from(code),
+        Err(e) => {
+            let _ = std::io::stdout().flush();
+            eprintln!("{e}");
+            ExitCode::FAILURE
+        }
+    }
+}
