@@ -1,0 +1,294 @@
+//! End-to-end harness for rkctl: starts the real `rkube server` (found next to
+//! the rkctl binary) on a free loopback port with its own data directory, and
+//! runs rkctl and the real kubectl against it with the admin kubeconfig the
+//! server writes. Each test owns its server.
+
+#![allow(dead_code)]
+
+use std::io::Write;
+use std::net::TcpListener;
+use std::path::PathBuf;
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::OnceLock;
+use std::thread;
+use std::time::{Duration, Instant};
+
+const READY_TIMEOUT: Duration = Duration::from_secs(30);
+
+pub fn rkctl_bin() -> &'static str {
+    env!("CARGO_BIN_EXE_rkctl")
+}
+
+/// `rkube` is built into the same directory (the test command runs
+/// `cargo build --bins` first).
+pub fn rkube_bin() -> PathBuf {
+    std::path::Path::new(rkctl_bin()).with_file_name("rkube")
+}
+
+/// Flags every test server gets. A server that can run a real node agent
+/// offers `--no-node-agent`; these tests need none (simulated nodes suffice).
+fn server_flags() -> &'static [String] {
+    static FLAGS: OnceLock<Vec<String>> = OnceLock::new();
+    FLAGS.get_or_init(|| {
+        let help = Command::new(rkube_bin()).args(["server", "--help"]).output().expect("running rkube server --help");
+        let help = String::from_utf8_lossy(&help.stdout);
+        if help.contains("--no-node-agent") { vec!["--no-node-agent".into()] } else { Vec::new() }
+    })
+}
+
+pub struct Server {
+    child: Option<Child>,
+    pub port: u16,
+    pub root: tempfile::TempDir,
+    pub kubeconfig: PathBuf,
+    args: Vec<String>,
+}
+
+impl Server {
+    /// A server with two simulated nodes, so pods go Running.
+    pub fn start() -> Server {
+        Server::start_with(&["--fake-nodes", "2"])
+    }
+
+    pub fn start_with(args: &[&str]) -> Server {
+        let mut last = String::new();
+        for _ in 0..5 {
+            let root = tempfile::Builder::new().prefix("rkctl-e2e-").tempdir().unwrap();
+            let kubeconfig = root.path().join("data").join("admin.kubeconfig");
+            let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+            let mut s = Server { child: None, port, root, kubeconfig, args: args.iter().map(|a| a.to_string()).collect() };
+            match s.spawn() {
+                Ok(()) => return s,
+                Err(e) => last = e,
+            }
+        }
+        panic!("the server did not start: {last}");
+    }
+
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.root.path().join("server.log")).unwrap_or_default()
+    }
+
+    /// The one place a server process is started.
+    fn spawn(&mut self) -> Result<(), String> {
+        let log = std::fs::OpenOptions::new().create(true).append(true).open(self.root.path().join("server.log")).map_err(|e| e.to_string())?;
+        let mut child = Command::new(rkube_bin())
+            .arg("server")
+            .arg("--data-dir")
+            .arg(self.root.path().join("data"))
+            .arg("--bind")
+            .arg(format!("127.0.0.1:{}", self.port))
+            .args(server_flags())
+            .args(&self.args)
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().map_err(|e| e.to_string())?)
+            .stderr(log)
+            .spawn()
+            .map_err(|e| format!("spawning rkube: {e}"))?;
+        let deadline = Instant::now() + READY_TIMEOUT;
+        loop {
+            if let Some(st) = child.try_wait().map_err(|e| e.to_string())? {
+                return Err(format!("rkube exited with {st}; log:\n{}", self.log()));
+            }
+            if self.kubeconfig.exists() {
+                let out = self.kubectl(&["get", "--raw", "/readyz"]);
+                if out.status.success() && String::from_utf8_lossy(&out.stdout).trim() == "ok" {
+                    self.child = Some(child);
+                    return Ok(());
+                }
+            }
+            if Instant::now() > deadline {
+                let _ = child.kill();
+                let _ = child.wait();
+                return Err(format!("rkube not ready in {READY_TIMEOUT:?}; log:\n{}", self.log()));
+            }
+            thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// Kills the server (every open watch ends abruptly).
+    pub fn kill(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    /// Starts it again on the same port and data directory.
+    pub fn restart(&mut self) {
+        self.kill();
+        let deadline = Instant::now() + READY_TIMEOUT;
+        loop {
+            match self.spawn() {
+                Ok(()) => return,
+                Err(_) if Instant::now() < deadline => thread::sleep(Duration::from_millis(200)),
+                Err(e) => panic!("restarting the server: {e}"),
+            }
+        }
+    }
+
+    fn cmd(&self, bin: &str, args: &[&str]) -> Command {
+        let mut c = Command::new(bin);
+        c.arg("--kubeconfig").arg(&self.kubeconfig).args(args).env_remove("KUBECONFIG").env_remove("NO_COLOR").stdin(Stdio::null());
+        if bin == "kubectl" {
+            c.arg("--cache-dir").arg(self.root.path().join("kubecache"));
+        }
+        c
+    }
+
+    pub fn kubectl(&self, args: &[&str]) -> Output {
+        self.cmd("kubectl", args).output().expect("running kubectl")
+    }
+
+    pub fn rkctl(&self, args: &[&str]) -> Output {
+        self.cmd(rkctl_bin(), args).output().expect("running rkctl")
+    }
+
+    pub fn rkctl_cmd(&self, args: &[&str]) -> Command {
+        self.cmd(rkctl_bin(), args)
+    }
+
+    pub fn rkctl_stdin(&self, args: &[&str], input: &str) -> Output {
+        let mut child = self.cmd(rkctl_bin(), args).stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
+        child.stdin.take().unwrap().write_all(input.as_bytes()).unwrap();
+        child.wait_with_output().unwrap()
+    }
+
+    /// Runs kubectl and asserts success.
+    pub fn k(&self, args: &[&str]) -> String {
+        let out = self.kubectl(args);
+        assert!(out.status.success(), "kubectl {args:?} failed: {}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8(out.stdout).unwrap()
+    }
+
+    /// Runs rkctl and asserts success.
+    pub fn r(&self, args: &[&str]) -> String {
+        let out = self.rkctl(args);
+        assert!(
+            out.status.success(),
+            "rkctl {args:?} failed: {}\nstdout: {}",
+            String::from_utf8_lossy(&out.stderr),
+            String::from_utf8_lossy(&out.stdout)
+        );
+        String::from_utf8(out.stdout).unwrap()
+    }
+
+    /// kubectl applying a manifest from stdin.
+    pub fn k_apply(&self, manifest: &str) {
+        let mut child =
+            self.cmd("kubectl", &["apply", "-f", "-"]).stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
+        child.stdin.take().unwrap().write_all(manifest.as_bytes()).unwrap();
+        let out = child.wait_with_output().unwrap();
+        assert!(out.status.success(), "kubectl apply failed: {}", String::from_utf8_lossy(&out.stderr));
+    }
+
+    pub fn write_file(&self, name: &str, contents: &str) -> String {
+        let p = self.root.path().join(name);
+        if let Some(d) = p.parent() {
+            std::fs::create_dir_all(d).unwrap();
+        }
+        std::fs::write(&p, contents).unwrap();
+        p.to_str().unwrap().to_string()
+    }
+
+    /// Asserts rkctl and kubectl print the same bytes (stdout and stderr)
+    /// and exit alike for `args`. AGE cells tick at second boundaries, so a mismatch is
+    /// retried a few times before it counts.
+    pub fn same(&self, args: &[&str]) {
+        let mut last = (String::new(), String::new());
+        for _ in 0..5 {
+            let (a, b) = (self.rkctl(args), self.kubectl(args));
+            let show = |o: &Output| {
+                format!("[exit {}]\n{}{}", o.status.code().unwrap_or(-1), String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr))
+            };
+            let (x, y) = (show(&a), show(&b));
+            if x == y {
+                return;
+            }
+            last = (x, y);
+            thread::sleep(Duration::from_millis(300));
+        }
+        panic!("rkctl and kubectl differ for {args:?}\n--- rkctl\n{}\n--- kubectl\n{}", last.0, last.1);
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// Polls `f` until it returns `Some`, or panics after `timeout`.
+pub fn eventually<T>(what: &str, timeout: Duration, mut f: impl FnMut() -> Option<T>) -> T {
+    let deadline = Instant::now() + timeout;
+    loop {
+        if let Some(v) = f() {
+            return v;
+        }
+        assert!(Instant::now() < deadline, "timed out after {timeout:?} waiting for {what}");
+        thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// A tmux session running a command in a real terminal; killed on drop.
+pub struct Tmux {
+    pub name: String,
+}
+
+impl Tmux {
+    pub fn start(cmd: &str, width: u16, height: u16) -> Tmux {
+        let name = format!("rkctl-{}-{}", std::process::id(), rand_suffix());
+        let st = Command::new("tmux")
+            .args(["new-session", "-d", "-s", &name, "-x", &width.to_string(), "-y", &height.to_string(), cmd])
+            .env_remove("NO_COLOR")
+            .status()
+            .expect("running tmux");
+        assert!(st.success(), "tmux new-session failed");
+        Tmux { name }
+    }
+
+    /// The screen, with colour escapes when `escapes`.
+    pub fn capture(&self, escapes: bool) -> String {
+        let mut args = vec!["capture-pane", "-p", "-t", &self.name];
+        if escapes {
+            args.push("-e");
+        }
+        let out = Command::new("tmux").args(&args).output().expect("tmux capture-pane");
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    pub fn send_keys(&self, keys: &str) {
+        Command::new("tmux").args(["send-keys", "-t", &self.name, keys]).status().unwrap();
+    }
+
+    /// Waits until the plain screen satisfies `pred`, returning it.
+    pub fn wait_for(&self, what: &str, timeout: Duration, pred: impl Fn(&str) -> bool) -> String {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let s = self.capture(false);
+            if pred(&s) {
+                return s;
+            }
+            assert!(Instant::now() < deadline, "timed out waiting for {what}; screen:\n{s}");
+            thread::sleep(Duration::from_millis(100));
+        }
+    }
+}
+
+impl Drop for Tmux {
+    fn drop(&mut self) {
+        let _ = Command::new("tmux").args(["kill-session", "-t", &self.name]).status();
+    }
+}
+
+fn rand_suffix() -> u64 {
+    use std::hash::{BuildHasher, Hasher};
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    h.write_u64(Instant::now().elapsed().as_nanos() as u64);
+    h.finish() % 1_000_000
+}
+
+/// The lines of a screen that contain `needle`, with their row numbers.
+pub fn rows_with(screen: &str, needle: &str) -> Vec<(usize, String)> {
+    screen.lines().enumerate().filter(|(_, l)| l.contains(needle)).map(|(i, l)| (i, l.to_string())).collect()
+}
