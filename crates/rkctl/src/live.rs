@@ -143,9 +143,11 @@ async fn lines(a: &GetArgs, fmt: &str, shapes: Vec<Shape>, color: bool, mut rx: 
         seen: HashMap<String, Vec<String>>,
         started: bool,
     }
-    let mut st: Vec<State> =
-        shapes.iter().map(|_| State { widths: Vec::new(), cols: Vec::new(), header: Vec::new(), seen: HashMap::new(), started: false }).collect();
     let events = a.output_watch_events;
+    // kubectl sizes the EVENT column for its longest word from the start.
+    let widths = if events { vec!["MODIFIED".len() + 3] } else { Vec::new() };
+    let mut st: Vec<State> =
+        shapes.iter().map(|_| State { widths: widths.clone(), cols: Vec::new(), header: Vec::new(), seen: HashMap::new(), started: false }).collect();
     let stdout = std::io::stdout();
     while let Some(ev) = rx.recv().await {
         let mut out = stdout.lock();
