@@ -6,11 +6,13 @@ cd "$(dirname "$0")/.."
 
 need_apt=()
 command -v kubectl >/dev/null || need_apt+=(kubectl)
+command -v tmux >/dev/null || need_apt+=(tmux)
 if [ ${#need_apt[@]} -gt 0 ]; then
   echo "installing: ${need_apt[*]}"
   apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need_apt[@]}"
 fi
 command -v kubectl >/dev/null || { echo "kubectl is required by the end-to-end tests and could not be installed" >&2; exit 1; }
+command -v tmux >/dev/null || { echo "tmux is required by the rkctl live view tests and could not be installed" >&2; exit 1; }
 # The Python `kubernetes` client drives one end-to-end scenario.
 if ! python3 -c "import kubernetes" >/dev/null 2>&1; then
   echo "installing: the Python kubernetes client"
