@@ -71,7 +71,10 @@ pub enum Cmd {
     },
     /// Completion candidates for the words typed so far (used by the scripts).
     #[command(name = "__complete", hide = true)]
-    Complete { words: Vec<String> },
+    Complete {
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        words: Vec<String>,
+    },
 }
 
 pub async fn run(cli: Cli) -> Result<()> {

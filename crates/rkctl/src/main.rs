@@ -28,6 +28,16 @@ use std::process::ExitCode;
 use clap::Parser;
 
 fn main() -> ExitCode {
+    // `rkctl get pods | head` must end quietly, as kubectl does, when the
+    // reader goes away; Rust ignores SIGPIPE, so printing panics instead.
+    let default_hook = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        let msg = info.payload().downcast_ref::<String>().map(String::as_str).unwrap_or_default();
+        if msg.contains("Broken pipe") {
+            std::process::exit(141);
+        }
+        default_hook(info)
+    }));
     let args = cli::Cli::parse();
     // One thread is plenty for a command line and starts fastest.
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("building the tokio runtime");

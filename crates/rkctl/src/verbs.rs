@@ -284,7 +284,10 @@ async fn undo_deployment(ctx: &Ctx, disc: &Discovery, res: &Resource, name: &str
     if let Some(l) = tpl["metadata"]["labels"].as_object_mut() {
         l.remove("pod-template-hash");
     }
-    ctx.send(Method::PATCH, &res.url(Some(&ctx.namespace), Some(name)), MERGE, &json!({"spec": {"template": tpl}})).await?;
+    // A JSON patch replaces the template whole (a merge patch would keep
+    // annotations the old template lacks, such as restartedAt).
+    let patch = json!([{"op": "replace", "path": "/spec/template", "value": tpl}]);
+    ctx.send(Method::PATCH, &res.url(Some(&ctx.namespace), Some(name)), "application/json-patch+json", &patch).await?;
     Ok(())
 }
 
