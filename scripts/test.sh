@@ -6,6 +6,15 @@ cd "$(dirname "$0")/.."
 
 need_apt=()
 command -v kubectl >/dev/null || need_apt+=(kubectl)
+# The node agent's tests run real containers: containerd, runc and the CNI
+# plugins; a registry and the tools that build its images from busybox;
+# protoc builds the CRI bindings.
+for pair in containerd:containerd runc:runc /usr/lib/cni/bridge:containernetworking-plugins \
+  docker-registry:docker-registry umoci:umoci skopeo:skopeo /bin/busybox:busybox-static \
+  nft:nftables iptables:iptables protoc:protobuf-compiler curl:curl ip:iproute2 unshare:util-linux; do
+  bin=${pair%%:*} pkg=${pair#*:}
+  if [ "${bin#/}" != "$bin" ]; then [ -e "$bin" ] || need_apt+=("$pkg"); else command -v "$bin" >/dev/null || need_apt+=("$pkg"); fi
+done
 command -v tmux >/dev/null || need_apt+=(tmux)
 if [ ${#need_apt[@]} -gt 0 ]; then
   echo "installing: ${need_apt[*]}"
@@ -13,6 +22,11 @@ if [ ${#need_apt[@]} -gt 0 ]; then
 fi
 command -v kubectl >/dev/null || { echo "kubectl is required by the end-to-end tests and could not be installed" >&2; exit 1; }
 command -v tmux >/dev/null || { echo "tmux is required by the rkctl live view tests and could not be installed" >&2; exit 1; }
+# Debian's docker-registry service listens on every address; the tests run
+# their own registries on 127.0.0.1 inside their own network namespaces.
+if command -v systemctl >/dev/null && systemctl is-enabled docker-registry >/dev/null 2>&1; then
+  systemctl disable --now docker-registry >/dev/null 2>&1 || true
+fi
 # The Python `kubernetes` client drives one end-to-end scenario.
 if ! python3 -c "import kubernetes" >/dev/null 2>&1; then
   echo "installing: the Python kubernetes client"

@@ -470,8 +470,30 @@ impl Ctx {
         match self.info.subresource.as_str() {
             "" | "status" => self.object_response(StatusCode::OK, self.served_bytes(&obj)),
             "scale" => output_scale(&self.def, &obj.value()),
+            "log" if self.def.kind == "Pod" => self.pod_log(&obj.value()).await,
             _ => Err(ApiError::method_not_supported(&self.def.group, &self.def.plural, "get")),
         }
+    }
+
+    /// pods/log: served by the node agent running the pod.
+    async fn pod_log(&self, pod: &Value) -> Result<Response<ResBody>> {
+        let container = crate::nodeproxy::container_for(pod, self.query.get("container").map(String::as_str))?;
+        for (k, kind) in [("tailLines", "tailLines"), ("sinceSeconds", "sinceSeconds"), ("limitBytes", "limitBytes")] {
+            if let Some(v) = self.query.get(k) {
+                if v.parse::<i64>().map_or(true, |n| n < 0 || (n == 0 && k != "tailLines")) {
+                    return Err(ApiError::invalid(
+                        "",
+                        "PodLogOptions",
+                        "",
+                        vec![api::status::invalid_value(kind, &json!(v), "must be greater than 0")],
+                    ));
+                }
+            }
+        }
+        let pass = ["follow", "previous", "timestamps", "tailLines", "sinceSeconds", "sinceTime", "limitBytes"];
+        let query: Vec<(&str, String)> = pass.iter().filter_map(|k| self.query.get(*k).map(|v| (*k, v.clone()))).collect();
+        let path = format!("/containerLogs/{}/{}/{}", self.info.namespace, self.info.name, container);
+        crate::nodeproxy::get(self.inner(), pod, &path, &query).await
     }
 
     fn selectors(&self) -> Result<(LabelSelector, FieldSelector)> {

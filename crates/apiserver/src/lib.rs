@@ -11,6 +11,7 @@ pub mod cache;
 pub mod crds;
 pub mod discovery;
 pub mod handler;
+mod nodeproxy;
 pub mod openapi;
 pub mod output;
 pub mod request;
@@ -65,6 +66,8 @@ pub struct Inner {
     pub registry: RwLock<Arc<Registry>>,
     /// "host:port" clients reach this server at (for `/api`).
     pub address: String,
+    /// Presented to node agents when proxying logs, exec and port-forward.
+    pub node_proxy_token: String,
 }
 
 /// The API server as a tower service. Cheap to clone.
@@ -79,7 +82,13 @@ impl ApiServer {
             schema::openapi::definitions();
         });
         let cache = WatchCache::start(store.clone()).await?;
-        let srv = ApiServer(Arc::new(Inner { store, cache, registry: RwLock::new(Arc::new(Registry::builtin())), address }));
+        let srv = ApiServer(Arc::new(Inner {
+            store,
+            cache,
+            registry: RwLock::new(Arc::new(Registry::builtin())),
+            address,
+            node_proxy_token: uuid::Uuid::new_v4().simple().to_string(),
+        }));
         for ns in ["default", "kube-system", "kube-public", "kube-node-lease"] {
             handler::ensure_namespace(&srv.0, ns).await?;
         }

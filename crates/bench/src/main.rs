@@ -175,7 +175,7 @@ async fn start(bin: &Path, dir: &Path, bind: &str) -> Result<(Server, Duration)>
     let child = Command::new(bin)
         .args(["server", "--data-dir"])
         .arg(dir)
-        .args(["--bind", bind])
+        .args(["--bind", bind, "--no-node-agent"])
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
@@ -306,7 +306,7 @@ async fn workloads(bin: &Path, nodes: usize, replicas: usize) -> Result<Value> {
     let child = Command::new(bin)
         .args(["server", "--data-dir"])
         .arg(dir.path())
-        .args(["--bind", &bind, "--fake-nodes", &nodes.to_string()])
+        .args(["--bind", &bind, "--no-node-agent", "--fake-nodes", &nodes.to_string()])
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()?;

@@ -38,6 +38,49 @@ struct ServerArgs {
     /// without containers.
     #[arg(long, default_value_t = 0)]
     fake_nodes: usize,
+    #[command(flatten)]
+    node: NodeArgs,
+}
+
+/// The local node agent, which runs pods in real containers.
+#[derive(Parser)]
+struct NodeArgs {
+    /// Serve the API (and any fake nodes) without running pods here.
+    #[arg(long)]
+    no_node_agent: bool,
+    /// A CRI endpoint to use (unix socket); without it rkube starts its own
+    /// containerd under the data directory.
+    #[arg(long)]
+    container_runtime_endpoint: Option<String>,
+    /// This node's name (default: the host name).
+    #[arg(long)]
+    node_name: Option<String>,
+    /// The node's InternalIP; the agent's port listens there.
+    #[arg(long, default_value = "127.0.0.1")]
+    node_ip: std::net::IpAddr,
+    /// The port of the agent's API (logs, exec, port-forward) for the API server.
+    #[arg(long, default_value_t = 10250)]
+    agent_port: u16,
+    /// Addresses given to this node's pods.
+    #[arg(long, default_value = "10.42.0.0/24")]
+    pod_cidr: String,
+    /// The Linux bridge pods attach to.
+    #[arg(long, default_value = "rkube0")]
+    bridge: String,
+    /// The pod sandbox image.
+    #[arg(long, default_value = "registry.k8s.io/pause:3.10")]
+    pause_image: String,
+    /// A registry (host:port) reached over plain HTTP; repeatable.
+    #[arg(long = "insecure-registry")]
+    insecure_registries: Vec<String>,
+}
+
+fn host_name() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|s| s.trim().to_lowercase())
+        .ok()
+        .filter(|s| !s.is_empty())
+        .unwrap_or_else(|| "rkube".into())
 }
 
 fn main() -> Result<()> {
@@ -69,9 +112,42 @@ async fn server(args: ServerArgs) -> Result<()> {
     }
     tracing::info!(address = %url, "serving");
     println!("kubeconfig: {}", pki.kubeconfig.display());
+    let token = srv.0.node_proxy_token.clone();
+    let serving = tokio::spawn(apiserver::server::serve(srv.clone(), listener, tls));
+    // The API serves even when pods cannot run here: a missing containerd
+    // is one clear error in the log.
+    let agent = if args.node.no_node_agent {
+        None
+    } else {
+        let n = &args.node;
+        let cfg = node::Config {
+            node_name: n.node_name.clone().unwrap_or_else(host_name),
+            dir: args.data_dir.join("node"),
+            runtime_endpoint: n.container_runtime_endpoint.clone(),
+            pause_image: n.pause_image.clone(),
+            insecure_registries: n.insecure_registries.clone(),
+            pod_cidr: n.pod_cidr.clone(),
+            bridge: n.bridge.clone(),
+            address: n.node_ip,
+            port: n.agent_port,
+            proxy_token: token,
+        };
+        match node::Agent::start(client("system:node:local"), cfg).await {
+            Ok(a) => Some(a),
+            Err(e) => {
+                tracing::error!("the node agent is not running, so pods will not start on this machine: {e:#}");
+                None
+            }
+        }
+    };
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
     tokio::select! {
-        r = apiserver::server::serve(srv, listener, tls) => r.context("serving")?,
+        r = serving => r.context("serving")?.context("serving")?,
         _ = tokio::signal::ctrl_c() => tracing::info!("shutting down"),
+        _ = term.recv() => tracing::info!("shutting down"),
+    }
+    if let Some(a) = agent {
+        a.stop().await;
     }
     Ok(())
 }

@@ -28,7 +28,18 @@ pub struct Server {
     pub kubeconfig: PathBuf,
     /// Extra `rkube server` flags (e.g. `--fake-nodes 3`).
     args: Vec<String>,
+    /// Set for a server whose node agent runs real containers: it lives in
+    /// its own network, PID and mount namespaces, and this is the `unshare`
+    /// process holding them (kubectl enters its network namespace).
+    netns: bool,
+    /// The `unshare` process's PID while it runs.
+    ns_pid: u32,
 }
+
+/// The registry the node-agent tests pull from, inside the server's
+/// network namespace (so 127.0.0.1 there, never the host's network).
+pub const REGISTRY: &str = "127.0.0.1:5000";
+pub const BUSYBOX: &str = "127.0.0.1:5000/busybox:1";
 
 /// Asks the kernel for a currently free loopback port. Another process may
 /// take it before the server binds it; `Server::start` retries in that case.
@@ -49,13 +60,72 @@ impl Server {
         for _ in 0..5 {
             let root = tempfile::Builder::new().prefix("rkube-e2e-").tempdir().expect("creating a temp dir");
             let kubeconfig = root.path().join("data").join("admin.kubeconfig");
-            let mut s = Server { child: None, port: free_port(), root, kubeconfig, args: args.iter().map(|a| a.to_string()).collect() };
+            let mut s = Server {
+                child: None,
+                port: free_port(),
+                root,
+                kubeconfig,
+                args: args.iter().map(|a| a.to_string()).collect(),
+                netns: false,
+                ns_pid: 0,
+            };
             match s.spawn() {
                 Ok(()) => return s,
                 Err(e) => last_err = e,
             }
         }
         panic!("the server did not start: {last_err}");
+    }
+
+    /// A server with a real node agent (containerd, runc, CNI) in fresh
+    /// network, PID and mount namespaces, beside a registry on 127.0.0.1:5000
+    /// there serving the test images (built by `scripts/images.sh`).
+    /// Everything it started dies with it.
+    pub fn start_node_agent() -> Server {
+        let images = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../target/e2e-images");
+        let built = Command::new(Path::new(env!("CARGO_MANIFEST_DIR")).join("../../scripts/images.sh"))
+            .arg(&images)
+            .status()
+            .expect("running scripts/images.sh");
+        assert!(
+            built.success(),
+            "scripts/images.sh failed: the node-agent tests need umoci, skopeo, docker-registry and busybox-static (scripts/test.sh installs them)"
+        );
+        let root = tempfile::Builder::new().prefix("rkube-node-").tempdir().expect("creating a temp dir");
+        let kubeconfig = root.path().join("data").join("admin.kubeconfig");
+        let registry = format!(
+            "version: 0.1\nstorage:\n  filesystem:\n    rootdirectory: {}\n  maintenance:\n    readonly:\n      enabled: true\nhttp:\n  addr: {REGISTRY}\n",
+            images.join("registry").canonicalize().expect("the image registry directory").display()
+        );
+        std::fs::write(root.path().join("registry.yml"), registry).unwrap();
+        let args = ["--pause-image", "127.0.0.1:5000/pause:1", "--insecure-registry", REGISTRY, "--node-name", "node-1"];
+        let mut s = Server { child: None, port: 6443, root, kubeconfig, args: args.iter().map(|a| a.to_string()).collect(), netns: true, ns_pid: 0 };
+        s.spawn().unwrap_or_else(|e| panic!("the server did not start: {e}"));
+        s
+    }
+
+    /// The PID of the server itself (inside its namespaces, when it has them).
+    pub fn server_pid(&self) -> u32 {
+        let id = self.child.as_ref().expect("server running").id();
+        if !self.netns {
+            return id;
+        }
+        let out = Command::new("pgrep").arg("-P").arg(id.to_string()).output().expect("running pgrep");
+        String::from_utf8_lossy(&out.stdout).trim().lines().next().and_then(|l| l.parse().ok()).expect("the server under unshare")
+    }
+
+    /// Runs a command inside the server's namespaces (network, mount, PID),
+    /// e.g. to look at its processes and mounts; returns stdout.
+    pub fn in_namespaces(&self, cmd: &[&str]) -> String {
+        let out = Command::new("nsenter")
+            .arg("-t")
+            .arg(self.server_pid().to_string())
+            .args(["-n", "-m", "-p", "--"])
+            .args(cmd)
+            .output()
+            .expect("running nsenter");
+        assert!(out.status.success(), "{cmd:?} failed: {}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8_lossy(&out.stdout).into_owned()
     }
 
     pub fn data_dir(&self) -> PathBuf {
@@ -73,18 +143,40 @@ impl Server {
 
     fn spawn(&mut self) -> Result<(), String> {
         let log = std::fs::OpenOptions::new().create(true).append(true).open(self.log_path()).map_err(|e| e.to_string())?;
-        let mut child = Command::new(env!("CARGO_BIN_EXE_rkube"))
+        let mut cmd = if self.netns {
+            // unshare: new network, PID and mount namespaces (with its own
+            // /run, where containerd keeps pod network namespaces). When it
+            // is killed, the shell (PID 1 there, reaping the shims that
+            // daemonize) dies and takes the server, containerd, the shims
+            // and every container with it.
+            let mut c = Command::new("unshare");
+            let script = format!(
+                "mount -t tmpfs tmpfs /run && ip link set lo up && docker-registry serve {reg} >{log} 2>&1 & \
+                 for i in $(seq 100); do curl -sf http://{REGISTRY}/v2/ >/dev/null && break; sleep 0.05; done; \
+                 \"$0\" \"$@\" & wait",
+                reg = self.root.path().join("registry.yml").display(),
+                log = self.root.path().join("registry.log").display()
+            );
+            c.args(["--net", "--pid", "--mount", "--fork", "--mount-proc", "--kill-child", "sh", "-c", &script, env!("CARGO_BIN_EXE_rkube")]);
+            c
+        } else {
+            Command::new(env!("CARGO_BIN_EXE_rkube"))
+        };
+        let mut child = cmd
             .arg("server")
             .arg("--data-dir")
             .arg(self.data_dir())
             .arg("--bind")
             .arg(format!("127.0.0.1:{}", self.port))
+            // Only the node-agent tests (tests/node_agent.rs) run containers.
+            .args(if self.netns { &[][..] } else { &["--no-node-agent"][..] })
             .args(&self.args)
             .stdin(Stdio::null())
             .stdout(log.try_clone().map_err(|e| e.to_string())?)
             .stderr(log)
             .spawn()
             .map_err(|e| format!("spawning rkube: {e}"))?;
+        self.ns_pid = child.id();
         let deadline = Instant::now() + READY_TIMEOUT;
         loop {
             if let Some(status) = child.try_wait().map_err(|e| e.to_string())? {
@@ -155,7 +247,13 @@ impl Server {
     /// A kubectl command bound to this server; its discovery cache lives in
     /// the test's temp dir so no state leaks between tests or runs.
     pub fn kubectl_cmd(&self, args: &[&str]) -> Command {
-        let mut c = Command::new(KUBECTL);
+        let mut c = if self.netns {
+            let mut c = Command::new("nsenter");
+            c.arg("-t").arg(self.ns_pid.to_string()).args(["-n", "--", KUBECTL]);
+            c
+        } else {
+            Command::new(KUBECTL)
+        };
         c.arg("--kubeconfig").arg(&self.kubeconfig).arg("--cache-dir").arg(self.root.path().join("kubecache")).args(args);
         c.env_remove("KUBECONFIG").stdin(Stdio::null());
         c

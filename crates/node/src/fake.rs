@@ -1,0 +1,220 @@
+//! Simulated nodes (like kwok): each fake node registers a Node with
+//! capacity and a Ready condition, renews its Lease in `kube-node-lease`,
+//! and moves the pods bound to it to Running with ready containers and a
+//! pod IP, without running anything.
+
+use std::collections::{BTreeMap, HashSet};
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures::StreamExt;
+use k8s_openapi::api::coordination::v1::{Lease, LeaseSpec};
+use k8s_openapi::api::core::v1::{Node, NodeAddress, NodeCondition, NodeSpec, NodeStatus, NodeSystemInfo, Pod};
+use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{MicroTime, ObjectMeta, Time};
+use kube::api::{Api, Patch, PatchParams, PostParams};
+use kube::runtime::{WatchStreamExt, watcher};
+use kube::{Client, ResourceExt};
+use serde_json::json;
+
+/// Simulated nodes `fake-node-0` … `fake-node-{n-1}`.
+pub struct FakeNodes {
+    pub client: Client,
+    pub count: usize,
+}
+
+fn now() -> Time {
+    Time(k8s_openapi::jiff::Timestamp::now())
+}
+
+/// A loopback address for fake node or pod `i` (nothing listens there).
+fn address(net: u8, i: usize) -> String {
+    format!("127.{net}.{}.{}", (i / 250) % 250, i % 250 + 1)
+}
+
+pub fn node_name(i: usize) -> String {
+    format!("fake-node-{i}")
+}
+
+fn node(i: usize) -> Node {
+    let name = node_name(i);
+    let resources: BTreeMap<String, Quantity> = [("cpu", "32"), ("memory", "256Gi"), ("pods", "110"), ("ephemeral-storage", "1Ti")]
+        .iter()
+        .map(|(k, v)| (k.to_string(), Quantity(v.to_string())))
+        .collect();
+    let condition = |type_: &str, status: &str, reason: &str, message: &str| NodeCondition {
+        type_: type_.into(),
+        status: status.into(),
+        reason: Some(reason.into()),
+        message: Some(message.into()),
+        last_heartbeat_time: Some(now()),
+        last_transition_time: Some(now()),
+    };
+    Node {
+        metadata: ObjectMeta {
+            name: Some(name.clone()),
+            labels: Some(
+                [("kubernetes.io/hostname", name.as_str()), ("kubernetes.io/os", "linux"), ("kubernetes.io/arch", "amd64"), ("type", "fake")]
+                    .iter()
+                    .map(|(k, v)| (k.to_string(), v.to_string()))
+                    .collect(),
+            ),
+            annotations: Some([("node.alpha.kubernetes.io/ttl".to_string(), "0".to_string())].into()),
+            ..Default::default()
+        },
+        spec: Some(NodeSpec { pod_cidr: Some(format!("127.{}.{}.0/24", 100 + (i / 250) % 100, i % 250)), ..Default::default() }),
+        status: Some(NodeStatus {
+            capacity: Some(resources.clone()),
+            allocatable: Some(resources),
+            conditions: Some(vec![
+                condition("MemoryPressure", "False", "KubeletHasSufficientMemory", "kubelet has sufficient memory available"),
+                condition("DiskPressure", "False", "KubeletHasNoDiskPressure", "kubelet has no disk pressure"),
+                condition("PIDPressure", "False", "KubeletHasSufficientPID", "kubelet has sufficient PID available"),
+                condition("Ready", "True", "KubeletReady", "kubelet is posting ready status"),
+            ]),
+            addresses: Some(vec![
+                NodeAddress { type_: "InternalIP".into(), address: address(1, i) },
+                NodeAddress { type_: "Hostname".into(), address: name.clone() },
+            ]),
+            node_info: Some(NodeSystemInfo {
+                architecture: "amd64".into(),
+                operating_system: "linux".into(),
+                kubelet_version: "v1.37.0-rkube-fake".into(),
+                kube_proxy_version: String::new(),
+                container_runtime_version: "fake://1.0.0".into(),
+                os_image: "rkube simulated node".into(),
+                kernel_version: "0.0.0-fake".into(),
+                machine_id: format!("fake{i:028}"),
+                system_uuid: format!("fake-{i}"),
+                boot_id: format!("fake-boot-{i}"),
+                ..Default::default()
+            }),
+            ..Default::default()
+        }),
+    }
+}
+
+impl FakeNodes {
+    /// Registers the nodes, keeps their leases fresh and runs their pods, forever.
+    pub async fn run(self) {
+        let nodes: Api<Node> = Api::all(self.client.clone());
+        for i in 0..self.count {
+            let n = node(i);
+            match nodes.create(&PostParams::default(), &n).await {
+                Ok(_) => {}
+                Err(kube::Error::Api(e)) if e.code == 409 => {
+                    // Re-registered after a restart: make it Ready again.
+                    let patch = json!({"status": n.status});
+                    let _ = nodes.patch_status(&n.name_any(), &PatchParams::default(), &Patch::Merge(&patch)).await;
+                }
+                Err(e) => tracing::warn!(node = %n.name_any(), "registering a fake node: {e}"),
+            }
+        }
+        let names: Arc<HashSet<String>> = Arc::new((0..self.count).map(node_name).collect());
+        tokio::spawn(lease_loop(self.client.clone(), (0..self.count).map(node_name).collect(), "rkube-fake-node"));
+        pods(self.client, names).await;
+    }
+}
+
+/// Renews the Lease of every named node every 10 s, as the kubelet does.
+pub(crate) async fn lease_loop(client: Client, names: Vec<String>, manager: &'static str) {
+    let leases: Api<Lease> = Api::namespaced(client, "kube-node-lease");
+    loop {
+        for name in &names {
+            let spec = LeaseSpec {
+                holder_identity: Some(name.clone()),
+                lease_duration_seconds: Some(40),
+                renew_time: Some(MicroTime(k8s_openapi::jiff::Timestamp::now())),
+                ..Default::default()
+            };
+            let lease = Lease { metadata: ObjectMeta { name: Some(name.clone()), ..Default::default() }, spec: Some(spec) };
+            let pp = PatchParams::apply(manager).force();
+            let mut body = serde_json::to_value(&lease).unwrap_or_default();
+            body["apiVersion"] = json!("coordination.k8s.io/v1");
+            body["kind"] = json!("Lease");
+            if let Err(e) = leases.patch(name, &pp, &Patch::Apply(body)).await {
+                tracing::debug!(node = %name, "renewing a node's lease: {e}");
+            }
+        }
+        tokio::time::sleep(Duration::from_secs(10)).await;
+    }
+}
+
+/// Moves pods bound to a fake node to Running, ready, with an IP.
+async fn pods(client: Client, names: Arc<HashSet<String>>) {
+    let api: Api<Pod> = Api::all(client.clone());
+    let mut next_ip = 0usize;
+    let inflight = Arc::new(tokio::sync::Semaphore::new(64));
+    let mut stream = watcher(api, watcher::Config::default()).default_backoff().applied_objects().boxed();
+    while let Some(ev) = stream.next().await {
+        let Ok(pod) = ev else { continue };
+        let Some(node) = pod.spec.as_ref().and_then(|s| s.node_name.clone()) else { continue };
+        let phase = pod.status.as_ref().and_then(|s| s.phase.as_deref()).unwrap_or("Pending");
+        if !names.contains(&node) || phase != "Pending" || pod.metadata.deletion_timestamp.is_some() {
+            continue;
+        }
+        next_ip += 1;
+        let ip = address(3, next_ip);
+        let host_ip = pod_host_ip(&node);
+        let t = now();
+        let containers = container_statuses(&pod, true, json!({"running": {"startedAt": t}}));
+        let cond = |type_: &str| json!({"type": type_, "status": "True", "lastTransitionTime": t, "lastProbeTime": null});
+        let status = json!({"status": {
+            "phase": "Running",
+            "conditions": [cond("PodReadyToStartContainers"), cond("Initialized"), cond("Ready"), cond("ContainersReady"), cond("PodScheduled")],
+            "hostIP": host_ip, "hostIPs": [{"ip": host_ip}],
+            "podIP": ip, "podIPs": [{"ip": ip}],
+            "startTime": t,
+            "containerStatuses": containers,
+        }});
+        // Status writes go out concurrently, a bounded number at a time.
+        let permit = inflight.clone().acquire_owned().await;
+        let pods: Api<Pod> = Api::namespaced(client.clone(), &pod.namespace().unwrap_or_default());
+        // Pods that do not restart forever (Jobs) run for a while, then exit:
+        // `rkube.io/fake-run-seconds` (default 1) and `rkube.io/fake-exit-code` (default 0).
+        let restarts = pod.spec.as_ref().and_then(|s| s.restart_policy.as_deref()).unwrap_or("Always") == "Always";
+        let ann = pod.annotations();
+        let run_for = ann.get("rkube.io/fake-run-seconds").and_then(|s| s.parse::<f64>().ok()).unwrap_or(1.0);
+        let exit_code: i32 = ann.get("rkube.io/fake-exit-code").and_then(|s| s.parse().ok()).unwrap_or(0);
+        tokio::spawn(async move {
+            let _permit = permit;
+            let name = pod.name_any();
+            if let Err(e) = pods.patch_status(&name, &PatchParams::default(), &Patch::Merge(&status)).await {
+                tracing::debug!(pod = %name, "starting a fake pod: {e}");
+                return;
+            }
+            if restarts {
+                return;
+            }
+            tokio::time::sleep(Duration::from_secs_f64(run_for.max(0.0))).await;
+            let t = now();
+            let (phase, reason) = if exit_code == 0 { ("Succeeded", "Completed") } else { ("Failed", "Error") };
+            let containers =
+                container_statuses(&pod, false, json!({"terminated": {"exitCode": exit_code, "reason": reason, "startedAt": t, "finishedAt": t}}));
+            let cond = |type_: &str, status: &str| json!({"type": type_, "status": status, "lastTransitionTime": t, "lastProbeTime": null});
+            let done = json!({"status": {"phase": phase, "containerStatuses": containers,
+                "conditions": [cond("PodReadyToStartContainers", "False"), cond("Initialized", "True"), cond("Ready", "False"), cond("ContainersReady", "False"), cond("PodScheduled", "True")]}});
+            if let Err(e) = pods.patch_status(&name, &PatchParams::default(), &Patch::Merge(&done)).await {
+                tracing::debug!(pod = %name, "finishing a fake pod: {e}");
+            }
+        });
+    }
+}
+
+/// Every container of the pod in `state`, ready (and started) or not.
+fn container_statuses(pod: &Pod, ready: bool, state: serde_json::Value) -> Vec<serde_json::Value> {
+    pod.spec
+        .iter()
+        .flat_map(|s| s.containers.iter())
+        .map(|c| {
+            json!({"name": c.name, "image": c.image, "imageID": format!("fake://{}", c.image.clone().unwrap_or_default()),
+                   "containerID": format!("fake://{}-{}", pod.uid().unwrap_or_default(), c.name),
+                   "ready": ready, "started": ready, "restartCount": 0, "state": state})
+        })
+        .collect()
+}
+
+fn pod_host_ip(node: &str) -> String {
+    let i: usize = node.trim_start_matches("fake-node-").parse().unwrap_or(0);
+    address(1, i)
+}

@@ -1,0 +1,203 @@
+//! The node agent with real containers: containerd, runc and CNI started
+//! by rkube, images from a real registry on 127.0.0.1 (inside the test's
+//! own network namespace), driven by the real kubectl.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::{BUSYBOX, Server};
+use serde_json::Value;
+
+/// Polls `kubectl get pod NAME -o json` until `pred` holds.
+fn wait_pod(s: &Server, name: &str, timeout: Duration, what: &str, pred: impl Fn(&Value) -> bool) -> Value {
+    let deadline = Instant::now() + timeout;
+    loop {
+        let out = s.kubectl(&["get", "pod", name, "-o", "json"]);
+        if out.status.success() {
+            let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+            if pred(&v) {
+                return v;
+            }
+            if Instant::now() > deadline {
+                panic!(
+                    "pod {name}: {what} within {timeout:?}; last:\n{}\nevents:\n{}\nlog:\n{}",
+                    serde_json::to_string_pretty(&v["status"]).unwrap(),
+                    s.ok(&["get", "events"]),
+                    s.log()
+                );
+            }
+        } else if Instant::now() > deadline {
+            panic!("pod {name} not found; log:\n{}", s.log());
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+fn phase(v: &Value) -> &str {
+    v["status"]["phase"].as_str().unwrap_or("")
+}
+
+fn ready(v: &Value) -> bool {
+    v["status"]["conditions"].as_array().into_iter().flatten().any(|c| c["type"] == "Ready" && c["status"] == "True")
+}
+
+/// No container processes, overlay mounts or pod network namespaces left
+/// inside the server's namespaces.
+fn assert_clean(s: &Server) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let ps = s.in_namespaces(&["ps", "-eo", "args"]);
+        let leftover: Vec<&str> =
+            ps.lines().map(str::trim).filter(|l| l.starts_with("sleep") || l.starts_with("httpd") || l.contains("containerd-shim")).collect();
+        let mounts = s.in_namespaces(&["cat", "/proc/self/mounts"]);
+        let overlays = mounts.lines().filter(|l| l.starts_with("overlay") || l.contains("/pods/")).count();
+        let netns = s.in_namespaces(&["ls", "/var/run/netns"]);
+        if leftover.is_empty() && overlays == 0 && netns.trim().is_empty() {
+            return;
+        }
+        if Instant::now() > deadline {
+            panic!("left behind: processes {leftover:?}, {overlays} mounts, netns {netns:?}");
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+#[test]
+fn a_pod_that_prints_and_exits_completes_with_its_log_and_leaves_nothing_behind() {
+    let s = Server::start_node_agent();
+    let nodes = s.ok(&["get", "nodes", "-o", "wide"]);
+    assert!(nodes.contains("node-1") && nodes.contains(" Ready ") && nodes.contains("containerd://"), "{nodes}");
+    s.ok(&["run", "hello", "--image", BUSYBOX, "--restart=Never", "--", "sh", "-c", "echo hello from a container; sleep 0.3; echo to stderr >&2"]);
+    let v = wait_pod(&s, "hello", Duration::from_secs(60), "Succeeded", |v| phase(v) == "Succeeded");
+    let cs = &v["status"]["containerStatuses"][0];
+    assert_eq!(cs["state"]["terminated"]["exitCode"], 0, "{cs}");
+    assert_eq!(cs["state"]["terminated"]["reason"], "Completed", "{cs}");
+    assert!(cs["containerID"].as_str().unwrap().starts_with("containerd://"), "{cs}");
+    assert!(cs["imageID"].as_str().unwrap().contains("sha256:"), "{cs}");
+    assert!(v["status"]["podIP"].as_str().unwrap().starts_with("10.42.0."), "{}", v["status"]);
+    assert_eq!(v["status"]["qosClass"], "BestEffort");
+    assert!(s.ok(&["get", "pod", "hello"]).contains("Completed"));
+    assert_eq!(s.ok(&["logs", "hello"]), "hello from a container\nto stderr\n");
+    assert_eq!(s.ok(&["logs", "hello", "--tail", "1"]), "to stderr\n");
+    let stamped = s.ok(&["logs", "hello", "--timestamps"]);
+    assert!(stamped.lines().all(|l| l.split(' ').next().unwrap().parse::<k8s_openapi::jiff::Timestamp>().is_ok()), "{stamped}");
+    let events = s.ok(&["get", "events", "--field-selector", "involvedObject.name=hello"]);
+    for reason in ["Scheduled", "Pulled", "Created", "Started"] {
+        assert!(events.contains(reason), "no {reason} event:\n{events}");
+    }
+    s.ok(&["delete", "pod", "hello"]);
+    assert_clean(&s);
+}
+
+#[test]
+fn configmaps_reach_the_container_as_env_and_files() {
+    let s = Server::start_node_agent();
+    let manifest = format!(
+        r#"apiVersion: v1
+kind: ConfigMap
+metadata: {{name: settings}}
+data: {{greeting: "hi there", app.conf: "mode=fast"}}
+---
+apiVersion: v1
+kind: Pod
+metadata: {{name: reader, labels: {{app: reader}}}}
+spec:
+  restartPolicy: Never
+  containers:
+  - name: main
+    image: {BUSYBOX}
+    command: ["sh", "-c", "echo greeting=$GREETING pod=$POD_NAME ns=$POD_NS; cat /etc/settings/app.conf; echo; echo $(EXPANDED)"]
+    env:
+    - {{name: GREETING, valueFrom: {{configMapKeyRef: {{name: settings, key: greeting}}}}}}
+    - {{name: POD_NAME, valueFrom: {{fieldRef: {{fieldPath: metadata.name}}}}}}
+    - {{name: POD_NS, valueFrom: {{fieldRef: {{fieldPath: metadata.namespace}}}}}}
+    - {{name: EXPANDED, value: "x-$(POD_NAME)"}}
+    volumeMounts: [{{name: cfg, mountPath: /etc/settings, readOnly: true}}]
+  volumes: [{{name: cfg, configMap: {{name: settings}}}}]
+"#
+    );
+    s.ok_stdin(&["apply", "-f", "-"], &manifest);
+    wait_pod(&s, "reader", Duration::from_secs(60), "Succeeded", |v| phase(v) == "Succeeded");
+    assert_eq!(s.ok(&["logs", "reader"]), "greeting=hi there pod=reader ns=default\nmode=fast\nx-reader\n");
+}
+
+#[test]
+fn a_crashing_container_backs_off_with_rising_restarts_and_keeps_its_previous_log() {
+    let s = Server::start_node_agent();
+    s.ok(&["run", "crash", "--image", BUSYBOX, "--", "sh", "-c", "echo dying; exit 3"]);
+    let v = wait_pod(&s, "crash", Duration::from_secs(60), "restarted twice in CrashLoopBackOff", |v| {
+        let cs = &v["status"]["containerStatuses"][0];
+        cs["restartCount"].as_i64().unwrap_or(0) >= 2 && cs["state"]["waiting"]["reason"] == "CrashLoopBackOff"
+    });
+    let cs = &v["status"]["containerStatuses"][0];
+    assert_eq!(cs["lastState"]["terminated"]["exitCode"], 3, "{cs}");
+    assert_eq!(phase(&v), "Running");
+    assert!(s.ok(&["get", "pod", "crash"]).contains("CrashLoopBackOff"));
+    assert_eq!(s.ok(&["logs", "crash", "--previous"]), "dying\n");
+    let events = s.ok(&["get", "events", "--field-selector", "involvedObject.name=crash"]);
+    assert!(events.contains("BackOff"), "{events}");
+}
+
+#[test]
+fn readiness_probes_gate_ready_and_pods_reach_each_other_by_ip() {
+    let s = Server::start_node_agent();
+    let manifest = format!(
+        r#"apiVersion: v1
+kind: Pod
+metadata: {{name: web}}
+spec:
+  containers:
+  - name: httpd
+    image: {BUSYBOX}
+    command: ["sh", "-c", "sleep 2; exec httpd -f -p 8080 -h /var/www"]
+    ports: [{{name: http, containerPort: 8080}}]
+    readinessProbe: {{httpGet: {{path: /, port: http}}, periodSeconds: 1}}
+    livenessProbe: {{exec: {{command: ["true"]}}, periodSeconds: 1}}
+"#
+    );
+    s.ok_stdin(&["apply", "-f", "-"], &manifest);
+    let v = wait_pod(&s, "web", Duration::from_secs(60), "Running", |v| phase(v) == "Running");
+    assert!(!ready(&v) || v["status"]["containerStatuses"][0]["state"]["running"]["startedAt"].is_string());
+    let v = wait_pod(&s, "web", Duration::from_secs(60), "Ready", ready);
+    let ip = v["status"]["podIP"].as_str().unwrap().to_string();
+    s.ok(&[
+        "run",
+        "client",
+        "--image",
+        BUSYBOX,
+        "--restart=Never",
+        "--",
+        "sh",
+        "-c",
+        &format!("wget -qO- http://{ip}:8080/ && ping -c 1 -W 2 {ip} >/dev/null && echo ping ok"),
+    ]);
+    wait_pod(&s, "client", Duration::from_secs(60), "Succeeded", |v| phase(v) == "Succeeded" || phase(v) == "Failed");
+    assert_eq!(s.ok(&["logs", "client"]), "hello from rkube\nping ok\n");
+    let v = wait_pod(&s, "web", Duration::from_secs(5), "still Ready, never restarted", ready);
+    assert_eq!(v["status"]["containerStatuses"][0]["restartCount"], 0);
+}
+
+#[test]
+fn a_deployment_runs_on_the_real_node_and_its_deletion_stops_everything() {
+    let s = Server::start_node_agent();
+    s.ok(&["create", "deployment", "sleepers", "--image", BUSYBOX, "--replicas", "5", "--", "sleep", "3600"]);
+    s.ok(&["rollout", "status", "deployment/sleepers", "--timeout", "90s"]);
+    let pods = s.get_json(&["pods", "-l", "app=sleepers"]);
+    let items = pods["items"].as_array().unwrap();
+    assert_eq!(items.len(), 5);
+    let mut ips: Vec<&str> = items.iter().map(|p| p["status"]["podIP"].as_str().unwrap()).collect();
+    ips.sort();
+    ips.dedup();
+    assert_eq!(ips.len(), 5, "every pod has its own IP");
+    assert!(items.iter().all(|p| phase(p) == "Running" && ready(p)));
+    let ps = s.in_namespaces(&["ps", "-eo", "args"]);
+    assert_eq!(ps.lines().filter(|l| l.trim() == "sleep 3600").count(), 5, "{ps}");
+    s.ok(&["delete", "deployment", "sleepers"]);
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !s.ok(&["get", "pods", "-o", "name"]).trim().is_empty() {
+        assert!(Instant::now() < deadline, "pods remain:\n{}", s.ok(&["get", "pods"]));
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    assert_clean(&s);
+}
