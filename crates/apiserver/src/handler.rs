@@ -136,6 +136,9 @@ impl Ctx {
     {
         let ctx = self;
         let content_type = content_type.to_string();
+        if ctx.def.kind == "Pod" && ctx.def.group.is_empty() && matches!(ctx.info.subresource.as_str(), "exec" | "attach" | "portforward") {
+            return ctx.pod_stream(req).await;
+        }
         match verb {
             "get" => ctx.get().await,
             "list" => ctx.list().await,
@@ -473,6 +476,28 @@ impl Ctx {
             "log" if self.def.kind == "Pod" => self.pod_log(&obj.value()).await,
             _ => Err(ApiError::method_not_supported(&self.def.group, &self.def.plural, "get")),
         }
+    }
+
+    /// pods/exec, attach and portforward: upgraded and spliced to the agent.
+    async fn pod_stream<B>(&self, req: Request<B>) -> Result<Response<ResBody>> {
+        let rc = self.inner().cache.resource(&self.def.storage);
+        let obj = rc.get(&self.key()).ok_or_else(|| self.not_found())?;
+        let pod = obj.value();
+        let (ns, name) = (&self.info.namespace, &self.info.name);
+        let path = match self.info.subresource.as_str() {
+            "portforward" => format!("/portForward/{ns}/{name}"),
+            sub => {
+                let container = crate::nodeproxy::container_for(&pod, self.query.get("container").map(String::as_str))?;
+                if sub == "exec" && self.query.get("command").is_none_or(|c| c.is_empty()) {
+                    return Err(ApiError::bad_request("you must specify at least 1 command"));
+                }
+                format!("/{sub}/{ns}/{name}/{container}")
+            }
+        };
+        if pod.pointer("/status/phase").and_then(Value::as_str).is_some_and(|p| p == "Succeeded" || p == "Failed") {
+            return Err(ApiError::bad_request("cannot exec into a container in a completed pod; current phase is ".to_string() + pod.pointer("/status/phase").and_then(Value::as_str).unwrap_or("")));
+        }
+        crate::nodeproxy::upgrade(self.inner(), &pod, req, &path).await
     }
 
     /// pods/log: served by the node agent running the pod.

@@ -107,3 +107,52 @@ pub(crate) async fn get(inner: &Inner, pod: &Value, path: &str, query: &[(&str, 
     });
     Ok(Response::builder().status(StatusCode::OK).header("content-type", "text/plain").body(BodyExt::boxed(StreamBody::new(stream))).unwrap())
 }
+
+/// Headers of an upgrade that must reach the other end unchanged.
+fn is_upgrade_header(name: &http::HeaderName) -> bool {
+    let n = name.as_str();
+    n == "connection" || n == "upgrade" || n.starts_with("sec-websocket-") || n == "x-stream-protocol-version"
+}
+
+/// pods/exec, attach and portforward: the client's upgrade (SPDY or
+/// WebSocket) is forwarded to the agent with our token; once both sides
+/// switch protocols the bytes are spliced. A refused upgrade comes back as
+/// a Status, so clients fall back from WebSocket to SPDY as upstream.
+pub(crate) async fn upgrade<B>(inner: &Inner, pod: &Value, mut req: Request<B>, path: &str) -> Result<Response<ResBody>> {
+    let addr = agent_address(inner, pod)?;
+    let unavailable = |e: String| ApiError::new(503, "ServiceUnavailable", format!("error reaching the node agent at {addr}: {e}"), None);
+    let uri = match req.uri().query() {
+        Some(q) => format!("{path}?{q}"),
+        None => path.to_string(),
+    };
+    let mut out = Request::builder().method(req.method().clone()).uri(uri).header("host", &addr).header("authorization", format!("Bearer {}", inner.node_proxy_token));
+    for (k, v) in req.headers() {
+        if is_upgrade_header(k) {
+            out = out.header(k, v);
+        }
+    }
+    let out = out.body(Empty::<Bytes>::new()).map_err(|e| ApiError::bad_request(e.to_string()))?;
+    let sock = tokio::net::TcpStream::connect(&addr).await.map_err(|e| unavailable(e.to_string()))?;
+    let (mut send, conn) = hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(sock)).await.map_err(|e| unavailable(e.to_string()))?;
+    tokio::spawn(conn.with_upgrades());
+    let mut resp = send.send_request(out).await.map_err(|e| unavailable(e.to_string()))?;
+    if resp.status() != StatusCode::SWITCHING_PROTOCOLS {
+        let status = resp.status();
+        let body = resp.into_body().collect().await.map(|b| b.to_bytes()).unwrap_or_default();
+        let msg = String::from_utf8_lossy(&body).trim().to_string();
+        return Err(ApiError::new(status.as_u16(), if status == StatusCode::NOT_FOUND { "NotFound" } else { "BadRequest" }, msg, None));
+    }
+    let mut answer = Response::builder().status(StatusCode::SWITCHING_PROTOCOLS);
+    for (k, v) in resp.headers() {
+        if is_upgrade_header(k) {
+            answer = answer.header(k, v);
+        }
+    }
+    let client = hyper::upgrade::on(&mut req);
+    let agent = hyper::upgrade::on(&mut resp);
+    tokio::spawn(async move {
+        let (Ok(c), Ok(a)) = futures::future::join(client, agent).await else { return };
+        let _ = tokio::io::copy_bidirectional(&mut hyper_util::rt::TokioIo::new(c), &mut hyper_util::rt::TokioIo::new(a)).await;
+    });
+    Ok(answer.body(BodyExt::boxed(Empty::<Bytes>::new().map_err(|never| match never {}))).unwrap())
+}

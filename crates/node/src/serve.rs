@@ -46,13 +46,50 @@ async fn handle(ctx: Arc<Ctx>, req: Request<Incoming>) -> Response<Body> {
     }
     let path: Vec<String> = req.uri().path().trim_matches('/').split('/').map(str::to_string).collect();
     let query: std::collections::HashMap<String, String> = req.uri().query().map(url_pairs).unwrap_or_default();
-    match path.iter().map(String::as_str).collect::<Vec<_>>().as_slice() {
-        ["containerLogs", ns, pod, container] => logs(&ctx, ns, pod, container, &query).await,
-        _ => text(StatusCode::NOT_FOUND, "not found"),
+    let pairs: Vec<(String, String)> = req.uri().query().map(url_pair_list).unwrap_or_default();
+    let flag = |k: &str| pairs.iter().any(|(n, v)| n == k && (v == "true" || v == "1"));
+    let url = match path.iter().map(String::as_str).collect::<Vec<_>>().as_slice() {
+        ["containerLogs", ns, pod, container] => return logs(&ctx, ns, pod, container, &query).await,
+        [sub @ ("exec" | "attach"), ns, pod, container] => {
+            let Some(id) = container_id(&ctx, ns, pod, container) else {
+                return text(StatusCode::BAD_REQUEST, format!("container {container} is not running in pod {pod}"));
+            };
+            let mut rt = ctx.cri.rt.clone();
+            let (tty, stdin, stdout, stderr) = (flag("tty"), flag("stdin"), flag("stdout"), flag("stderr"));
+            let r = if *sub == "exec" {
+                let cmd = pairs.iter().filter(|(k, _)| k == "command").map(|(_, v)| v.clone()).collect();
+                rt.exec(api::ExecRequest { container_id: id, cmd, tty, stdin, stdout, stderr }).await.map(|r| r.into_inner().url)
+            } else {
+                rt.attach(api::AttachRequest { container_id: id, tty, stdin, stdout, stderr }).await.map(|r| r.into_inner().url)
+            };
+            r
+        }
+        ["portForward", ns, pod] => {
+            let Some(uid) = pod_uid(&ctx, ns, pod) else { return text(StatusCode::NOT_FOUND, format!("pod {ns}/{pod} is not running on this node")) };
+            let filter = api::PodSandboxFilter {
+                label_selector: [(crate::pod::LABEL_POD_UID.to_string(), uid)].into(),
+                state: Some(api::PodSandboxStateValue { state: api::PodSandboxState::SandboxReady as i32 }),
+                ..Default::default()
+            };
+            let mut rt = ctx.cri.rt.clone();
+            let sandbox = rt.list_pod_sandbox(api::ListPodSandboxRequest { filter: Some(filter) }).await.ok().and_then(|r| r.into_inner().items.into_iter().next());
+            let Some(sandbox) = sandbox else { return text(StatusCode::BAD_REQUEST, format!("pod {pod} has no running sandbox")) };
+            rt.port_forward(api::PortForwardRequest { pod_sandbox_id: sandbox.id, port: Vec::new() }).await.map(|r| r.into_inner().url)
+        }
+        _ => return text(StatusCode::NOT_FOUND, "not found"),
+    };
+    match url {
+        Ok(url) => upgrade(req, &url).await,
+        Err(e) => text(StatusCode::BAD_REQUEST, e.message().to_string()),
     }
 }
 
 fn url_pairs(q: &str) -> std::collections::HashMap<String, String> {
+    url_pair_list(q).into_iter().collect()
+}
+
+/// Query pairs in order, repeated keys kept (exec's `command`).
+fn url_pair_list(q: &str) -> Vec<(String, String)> {
     q.split('&')
         .filter(|p| !p.is_empty())
         .map(|p| {
@@ -60,6 +97,61 @@ fn url_pairs(q: &str) -> std::collections::HashMap<String, String> {
             (percent_decode(k), percent_decode(v))
         })
         .collect()
+}
+
+/// The runtime's ID of a container of a pod this node runs.
+fn container_id(ctx: &Ctx, ns: &str, pod: &str, container: &str) -> Option<String> {
+    let p = ctx.pod_by_name(ns, pod)?;
+    let st = p.status.as_ref()?;
+    st.container_statuses.iter().chain(st.init_container_statuses.iter()).flatten().find(|c| c.name == container)?.container_id.as_deref()?.split_once("://").map(|(_, id)| id.to_string())
+}
+
+fn is_upgrade_header(name: &http::HeaderName) -> bool {
+    let n = name.as_str();
+    n == "connection" || n == "upgrade" || n.starts_with("sec-websocket-") || n == "x-stream-protocol-version"
+}
+
+/// Forwards the caller's upgrade (SPDY or WebSocket) to the runtime's
+/// streaming URL and splices the two once both switched protocols.
+async fn upgrade(mut req: Request<Incoming>, url: &str) -> Response<Body> {
+    let Some((addr, path)) = url.strip_prefix("http://").and_then(|r| r.find('/').map(|i| (r[..i].to_string(), r[i..].to_string()))) else {
+        return text(StatusCode::INTERNAL_SERVER_ERROR, format!("unexpected streaming URL {url}"));
+    };
+    let mut out = Request::builder().method(req.method().clone()).uri(path).header("host", &addr);
+    for (k, v) in req.headers() {
+        if is_upgrade_header(k) {
+            out = out.header(k, v);
+        }
+    }
+    let Ok(out) = out.body(http_body_util::Empty::<Bytes>::new()) else { return text(StatusCode::BAD_REQUEST, "bad request") };
+    let attempt = async {
+        let sock = tokio::net::TcpStream::connect(&addr).await?;
+        let (mut send, conn) = hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(sock)).await?;
+        tokio::spawn(conn.with_upgrades());
+        Ok::<_, Box<dyn std::error::Error + Send + Sync>>(send.send_request(out).await?)
+    };
+    let mut resp = match attempt.await {
+        Ok(r) => r,
+        Err(e) => return text(StatusCode::BAD_GATEWAY, format!("reaching the runtime's streaming server: {e}")),
+    };
+    if resp.status() != StatusCode::SWITCHING_PROTOCOLS {
+        let status = resp.status();
+        let body = resp.into_body().collect().await.map(|b| b.to_bytes()).unwrap_or_default();
+        return Response::builder().status(status).body(Full::new(body).boxed()).unwrap();
+    }
+    let mut answer = Response::builder().status(StatusCode::SWITCHING_PROTOCOLS);
+    for (k, v) in resp.headers() {
+        if is_upgrade_header(k) {
+            answer = answer.header(k, v);
+        }
+    }
+    let client = hyper::upgrade::on(&mut req);
+    let runtime = hyper::upgrade::on(&mut resp);
+    tokio::spawn(async move {
+        let (Ok(c), Ok(r)) = futures::future::join(client, runtime).await else { return };
+        let _ = tokio::io::copy_bidirectional(&mut hyper_util::rt::TokioIo::new(c), &mut hyper_util::rt::TokioIo::new(r)).await;
+    });
+    answer.body(Full::new(Bytes::new()).boxed()).unwrap()
 }
 
 fn percent_decode(s: &str) -> String {

@@ -201,3 +201,70 @@ fn a_deployment_runs_on_the_real_node_and_its_deletion_stops_everything() {
     }
     assert_clean(&s);
 }
+
+#[test]
+fn exec_cp_port_forward_and_follow_logs_stream_through_the_api_server() {
+    let s = Server::start_node_agent();
+    let manifest = format!(
+        r#"apiVersion: v1
+kind: Pod
+metadata: {{name: web}}
+spec:
+  containers:
+  - name: httpd
+    image: {BUSYBOX}
+    command: ["httpd", "-f", "-p", "8080", "-h", "/var/www"]
+  - name: other
+    image: {BUSYBOX}
+    command: ["httpd", "-f", "-p", "9090", "-h", "/etc"]
+  - name: ticker
+    image: {BUSYBOX}
+    command: ["sh", "-c", "i=0; while true; do echo tick $i; i=$((i+1)); sleep 0.2; done"]
+"#
+    );
+    s.ok_stdin(&["apply", "-f", "-"], &manifest);
+    wait_pod(&s, "web", Duration::from_secs(60), "Ready", ready);
+
+    // exec: output, stderr and the exit code come back (kubectl 1.32 tries
+    // WebSocket, then SPDY; 1.28 speaks SPDY only).
+    for kubectl in ["kubectl", "/usr/lib/google-cloud-sdk/bin/kubectl.1.28"] {
+        let mut c = s.kubectl_bin_cmd(kubectl, &["exec", "web", "-c", "httpd", "--", "sh", "-c", "echo out; echo err >&2; exit 7"]);
+        let out = c.output().unwrap();
+        assert_eq!(out.status.code(), Some(7), "{kubectl}: {}", String::from_utf8_lossy(&out.stderr));
+        assert_eq!(String::from_utf8_lossy(&out.stdout), "out\n", "{kubectl}");
+        assert!(String::from_utf8_lossy(&out.stderr).contains("err"), "{kubectl}");
+    }
+    assert_eq!(s.ok_stdin(&["exec", "-i", "web", "-c", "httpd", "--", "sh", "-c", "read x; echo got $x"], "hello\n"), "got hello\n");
+    let err = s.fails(&["exec", "web", "-c", "nope", "--", "true"]);
+    assert!(err.contains("container nope is not valid for pod web"), "{err}");
+
+    // cp both ways (tar through exec).
+    let local = s.write_file("upload.txt", "uploaded content\n");
+    s.ok(&["cp", &local, "web:/tmp/upload.txt", "-c", "httpd"]);
+    assert_eq!(s.ok(&["exec", "web", "-c", "httpd", "--", "cat", "/tmp/upload.txt"]), "uploaded content\n");
+    let down = s.root.path().join("index.html");
+    s.ok(&["cp", "web:/var/www/index.html", down.to_str().unwrap(), "-c", "httpd"]);
+    assert_eq!(std::fs::read_to_string(&down).unwrap(), "hello from rkube\n");
+
+    // port-forward: two ports, concurrent connections.
+    let mut pf = s.spawn_kubectl(&["port-forward", "pod/web", "18080:8080", "19090:9090"]);
+    pf.expect_line("the second forwarded port", Duration::from_secs(20), |l| l.contains("19090"));
+    let curl = |url: String| {
+        let pid = s.server_pid().to_string();
+        std::thread::spawn(move || std::process::Command::new("nsenter").args(["-t", &pid, "-n", "--", "curl", "-sf", &url]).output().unwrap())
+    };
+    let gets: Vec<_> = (0..4).map(|i| curl(if i % 2 == 0 { "http://127.0.0.1:18080/".into() } else { "http://127.0.0.1:19090/passwd".into() })).collect();
+    for (i, g) in gets.into_iter().enumerate() {
+        let out = g.join().unwrap();
+        assert!(out.status.success(), "request {i} through port-forward failed");
+        let body = String::from_utf8_lossy(&out.stdout);
+        assert!(if i % 2 == 0 { body == "hello from rkube\n" } else { body.contains("root:x:0:0") }, "{body}");
+    }
+    drop(pf);
+
+    // logs -f keeps streaming new lines.
+    let mut f = s.spawn_kubectl(&["logs", "-f", "web", "-c", "ticker", "--tail", "1"]);
+    let first = f.expect_line("a tick", Duration::from_secs(10), |l| l.starts_with("tick "));
+    let n: u64 = first.trim_start_matches("tick ").parse().unwrap();
+    f.expect_line("five more ticks", Duration::from_secs(10), |l| l.trim_start_matches("tick ").parse::<u64>().is_ok_and(|m| m >= n + 5));
+}

@@ -247,12 +247,17 @@ impl Server {
     /// A kubectl command bound to this server; its discovery cache lives in
     /// the test's temp dir so no state leaks between tests or runs.
     pub fn kubectl_cmd(&self, args: &[&str]) -> Command {
+        self.kubectl_bin_cmd(KUBECTL, args)
+    }
+
+    /// Like `kubectl_cmd` with another kubectl binary (another version).
+    pub fn kubectl_bin_cmd(&self, kubectl: &str, args: &[&str]) -> Command {
         let mut c = if self.netns {
             let mut c = Command::new("nsenter");
-            c.arg("-t").arg(self.ns_pid.to_string()).args(["-n", "--", KUBECTL]);
+            c.arg("-t").arg(self.ns_pid.to_string()).args(["-n", "--", kubectl]);
             c
         } else {
-            Command::new(KUBECTL)
+            Command::new(kubectl)
         };
         c.arg("--kubeconfig").arg(&self.kubeconfig).arg("--cache-dir").arg(self.root.path().join("kubecache")).args(args);
         c.env_remove("KUBECONFIG").stdin(Stdio::null());
