@@ -251,7 +251,10 @@ fn truncate(s: &str, n: usize) -> &str {
 }
 
 fn now() -> String {
-    let t = time::OffsetDateTime::now_utc();
+    rfc3339(time::OffsetDateTime::now_utc())
+}
+
+fn rfc3339(t: time::OffsetDateTime) -> String {
     format!("{:04}-{:02}-{:02}T{:02}:{:02}:{:02}Z", t.year(), t.month() as u8, t.day(), t.hour(), t.minute(), t.second())
 }
 
@@ -320,6 +323,7 @@ struct DeleteOptions {
     resource_version: Option<String>,
     propagation: Option<String>,
     dry_run: bool,
+    grace_period_seconds: Option<i64>,
 }
 
 impl DeleteOptions {
@@ -334,6 +338,10 @@ impl DeleteOptions {
                 o.propagation.get_or_insert_with(|| "Orphan".into());
             }
             o.dry_run = v.get("dryRun").and_then(Value::as_array).is_some_and(|a| a.iter().any(|d| d == "All"));
+            o.grace_period_seconds = v.get("gracePeriodSeconds").and_then(Value::as_i64);
+        }
+        if let Some(g) = q.get("gracePeriodSeconds") {
+            o.grace_period_seconds = Some(g.parse().map_err(|_| ApiError::bad_request(format!("invalid gracePeriodSeconds: {g}")))?);
         }
         if let Some(p) = q.get("propagationPolicy") {
             o.propagation = Some(p.clone());
@@ -495,7 +503,10 @@ impl Ctx {
             }
         };
         if pod.pointer("/status/phase").and_then(Value::as_str).is_some_and(|p| p == "Succeeded" || p == "Failed") {
-            return Err(ApiError::bad_request("cannot exec into a container in a completed pod; current phase is ".to_string() + pod.pointer("/status/phase").and_then(Value::as_str).unwrap_or("")));
+            return Err(ApiError::bad_request(
+                "cannot exec into a container in a completed pod; current phase is ".to_string()
+                    + pod.pointer("/status/phase").and_then(Value::as_str).unwrap_or(""),
+            ));
         }
         crate::nodeproxy::upgrade(self.inner(), &pod, req, &path).await
     }
@@ -1388,6 +1399,30 @@ impl Ctx {
                 fins.push(f.into());
             }
             let already = m.contains_key("deletionTimestamp");
+            // A pod on a node terminates gracefully: it is marked with its
+            // grace period and its node agent deletes it (with grace 0)
+            // once its containers have stopped. A shorter grace period
+            // shortens a pending deletion; it never lengthens.
+            if let Some(grace) = self.pod_grace(&cur, opts).filter(|g| *g > 0) {
+                let current = m.get("deletionGracePeriodSeconds").and_then(Value::as_i64);
+                if already && current.is_some_and(|c| c <= grace) {
+                    return Ok(with_rv(cur, kv.mod_revision));
+                }
+                if !fins.is_empty() {
+                    m.insert("finalizers".into(), json!(fins));
+                }
+                m.insert("deletionTimestamp".into(), json!(rfc3339(time::OffsetDateTime::now_utc() + time::Duration::seconds(grace))));
+                m.insert("deletionGracePeriodSeconds".into(), json!(grace));
+                if opts.dry_run {
+                    return Ok(with_rv(new, kv.mod_revision));
+                }
+                match self.inner().store.update(key.to_string(), self.encode_stored(&new)?, kv.mod_revision).await {
+                    Ok(kv) => return Ok(with_rv(new, kv.mod_revision)),
+                    Err(store::Error::Conflict { .. }) => continue,
+                    Err(store::Error::NotFound) => return Err(not_found()),
+                    Err(e) => return Err(store_err(e)),
+                }
+            }
             let namespace_pending = self.def.group.is_empty() && self.def.kind == "Namespace" && blocking_finalizers(&self.def, &cur);
             if !fins.is_empty() || namespace_pending {
                 if already {
@@ -1422,6 +1457,21 @@ impl Ctx {
             }
         }
         Err(ApiError::internal("too many conflicts"))
+    }
+
+    /// The grace period a pod deletion gets: the one asked for, else the
+    /// pod's own; zero for pods no node runs (unbound or finished).
+    fn pod_grace(&self, pod: &Value, opts: &DeleteOptions) -> Option<i64> {
+        if self.def.kind != "Pod" || !self.def.group.is_empty() {
+            return None;
+        }
+        let bound = pod.pointer("/spec/nodeName").and_then(Value::as_str).is_some_and(|n| !n.is_empty());
+        let done = pod.pointer("/status/phase").and_then(Value::as_str).is_some_and(|p| p == "Succeeded" || p == "Failed");
+        if !bound || done {
+            return Some(0);
+        }
+        let own = pod.pointer("/spec/terminationGracePeriodSeconds").and_then(Value::as_i64).unwrap_or(30);
+        Some(opts.grace_period_seconds.unwrap_or(own).max(0))
     }
 
     async fn delete_collection(&self, opts: DeleteOptions) -> Result<Response<ResBody>> {

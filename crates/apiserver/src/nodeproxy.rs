@@ -125,7 +125,11 @@ pub(crate) async fn upgrade<B>(inner: &Inner, pod: &Value, mut req: Request<B>, 
         Some(q) => format!("{path}?{q}"),
         None => path.to_string(),
     };
-    let mut out = Request::builder().method(req.method().clone()).uri(uri).header("host", &addr).header("authorization", format!("Bearer {}", inner.node_proxy_token));
+    let mut out = Request::builder()
+        .method(req.method().clone())
+        .uri(uri)
+        .header("host", &addr)
+        .header("authorization", format!("Bearer {}", inner.node_proxy_token));
     for (k, v) in req.headers() {
         if is_upgrade_header(k) {
             out = out.header(k, v);

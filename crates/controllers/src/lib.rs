@@ -2,7 +2,7 @@
 //! lifecycle, garbage collection by owner references, ReplicaSets,
 //! Deployments, StatefulSets, DaemonSets, Jobs, CronJobs, Endpoints and EndpointSlices of Services, and the `default`
 //! ServiceAccount of every namespace; nodes that stop renewing their lease
-//! become unreachable. Each loop is one file with a `reconcile`, driven by
+//! become unreachable; pods of nodes that no longer exist are collected. Each loop is one file with a `reconcile`, driven by
 //! kube-runtime watches (timers only where time itself is the event: job
 //! deadlines, cron schedules, lease expiry), and sees the cluster only through
 //! the Kubernetes API: the `kube::Client` it is given may be the in-process
@@ -18,6 +18,7 @@ pub mod gc;
 pub mod job;
 pub mod namespace;
 pub mod nodelifecycle;
+pub mod podgc;
 pub mod replicaset;
 pub mod serviceaccount;
 pub mod statefulset;
@@ -48,6 +49,7 @@ pub async fn run(client: Client) {
         daemonset::run(client.clone()),
         statefulset::run(client.clone()),
         nodelifecycle::run(client.clone()),
+        podgc::run(client.clone()),
         deployment::run(client),
     );
 }

@@ -149,6 +149,12 @@ async fn pods(client: Client, names: Arc<HashSet<String>>) {
     while let Some(ev) = stream.next().await {
         let Ok(pod) = ev else { continue };
         let Some(node) = pod.spec.as_ref().and_then(|s| s.node_name.clone()) else { continue };
+        if names.contains(&node) && pod.metadata.deletion_timestamp.is_some() {
+            // Nothing to stop: the pod goes at once, as a kubelet's final delete.
+            let client = client.clone();
+            tokio::spawn(async move { crate::agent::finalize_delete(&client, &pod).await });
+            continue;
+        }
         let phase = pod.status.as_ref().and_then(|s| s.phase.as_deref()).unwrap_or("Pending");
         if !names.contains(&node) || phase != "Pending" || pod.metadata.deletion_timestamp.is_some() {
             continue;

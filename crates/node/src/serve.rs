@@ -72,7 +72,11 @@ async fn handle(ctx: Arc<Ctx>, req: Request<Incoming>) -> Response<Body> {
                 ..Default::default()
             };
             let mut rt = ctx.cri.rt.clone();
-            let sandbox = rt.list_pod_sandbox(api::ListPodSandboxRequest { filter: Some(filter) }).await.ok().and_then(|r| r.into_inner().items.into_iter().next());
+            let sandbox = rt
+                .list_pod_sandbox(api::ListPodSandboxRequest { filter: Some(filter) })
+                .await
+                .ok()
+                .and_then(|r| r.into_inner().items.into_iter().next());
             let Some(sandbox) = sandbox else { return text(StatusCode::BAD_REQUEST, format!("pod {pod} has no running sandbox")) };
             rt.port_forward(api::PortForwardRequest { pod_sandbox_id: sandbox.id, port: Vec::new() }).await.map(|r| r.into_inner().url)
         }
@@ -103,7 +107,15 @@ fn url_pair_list(q: &str) -> Vec<(String, String)> {
 fn container_id(ctx: &Ctx, ns: &str, pod: &str, container: &str) -> Option<String> {
     let p = ctx.pod_by_name(ns, pod)?;
     let st = p.status.as_ref()?;
-    st.container_statuses.iter().chain(st.init_container_statuses.iter()).flatten().find(|c| c.name == container)?.container_id.as_deref()?.split_once("://").map(|(_, id)| id.to_string())
+    st.container_statuses
+        .iter()
+        .chain(st.init_container_statuses.iter())
+        .flatten()
+        .find(|c| c.name == container)?
+        .container_id
+        .as_deref()?
+        .split_once("://")
+        .map(|(_, id)| id.to_string())
 }
 
 fn is_upgrade_header(name: &http::HeaderName) -> bool {

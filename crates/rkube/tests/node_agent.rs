@@ -253,7 +253,8 @@ spec:
         let pid = s.server_pid().to_string();
         std::thread::spawn(move || std::process::Command::new("nsenter").args(["-t", &pid, "-n", "--", "curl", "-sf", &url]).output().unwrap())
     };
-    let gets: Vec<_> = (0..4).map(|i| curl(if i % 2 == 0 { "http://127.0.0.1:18080/".into() } else { "http://127.0.0.1:19090/passwd".into() })).collect();
+    let gets: Vec<_> =
+        (0..4).map(|i| curl(if i % 2 == 0 { "http://127.0.0.1:18080/".into() } else { "http://127.0.0.1:19090/passwd".into() })).collect();
     for (i, g) in gets.into_iter().enumerate() {
         let out = g.join().unwrap();
         assert!(out.status.success(), "request {i} through port-forward failed");
@@ -267,4 +268,45 @@ spec:
     let first = f.expect_line("a tick", Duration::from_secs(10), |l| l.starts_with("tick "));
     let n: u64 = first.trim_start_matches("tick ").parse().unwrap();
     f.expect_line("five more ticks", Duration::from_secs(10), |l| l.trim_start_matches("tick ").parse::<u64>().is_ok_and(|m| m >= n + 5));
+}
+
+#[test]
+fn deleting_a_pod_stops_it_gracefully_within_its_grace_period() {
+    let s = Server::start_node_agent();
+    let manifest = format!(
+        r#"apiVersion: v1
+kind: Pod
+metadata: {{name: polite}}
+spec:
+  terminationGracePeriodSeconds: 30
+  containers:
+  - name: main
+    image: {BUSYBOX}
+    command: ["sh", "-c", "trap 'echo got TERM; sleep 1; exit 0' TERM; while true; do sleep 0.1; done"]
+---
+apiVersion: v1
+kind: Pod
+metadata: {{name: stubborn}}
+spec:
+  terminationGracePeriodSeconds: 2
+  containers:
+  - name: main
+    image: {BUSYBOX}
+    command: ["sh", "-c", "trap '' TERM; while true; do sleep 0.1; done"]
+"#
+    );
+    s.ok_stdin(&["apply", "-f", "-"], &manifest);
+    wait_pod(&s, "polite", Duration::from_secs(60), "Running", |v| phase(v) == "Running");
+    wait_pod(&s, "stubborn", Duration::from_secs(60), "Running", |v| phase(v) == "Running");
+    let started = Instant::now();
+    s.ok(&["delete", "pod", "polite", "stubborn", "--wait=false"]);
+    let v = s.get_json(&["pod", "polite"]);
+    assert_eq!(v["metadata"]["deletionGracePeriodSeconds"], 30, "{}", v["metadata"]);
+    assert!(s.ok(&["get", "pod", "polite"]).contains("Terminating"));
+    // Both go: the polite one when it exits on SIGTERM, the stubborn one
+    // when its 2 s run out and it is killed; neither waits 30 s.
+    s.ok(&["wait", "--for=delete", "pod/polite", "pod/stubborn", "--timeout=25s"]);
+    let took = started.elapsed();
+    assert!(took >= Duration::from_secs(2), "the stubborn pod was given its grace period ({took:?})");
+    assert_clean(&s);
 }

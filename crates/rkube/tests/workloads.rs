@@ -290,7 +290,11 @@ fn a_node_that_stops_renewing_its_lease_becomes_unreachable() {
     let ready = node["status"]["conditions"].as_array().unwrap().iter().find(|c| c["type"] == "Ready").cloned().unwrap();
     assert_eq!(ready["status"], "Unknown", "{node:#}");
     assert_eq!(ready["reason"], "NodeStatusUnknown");
-    eventually("the stranded pod evicted", T, || s.fails(&["get", "pod", "stranded"]).contains("NotFound").then_some(()));
+    // Evicted gracefully: it stays Terminating until its node's agent (or
+    // the node's removal) ends it, as upstream.
+    eventually("the stranded pod evicted", T, || s.get_json(&["pod", "stranded"])["metadata"]["deletionTimestamp"].is_string().then_some(()));
+    s.ok(&["delete", "node", "silent"]);
+    eventually("the pod of a deleted node collected", T, || s.fails(&["get", "pod", "stranded"]).contains("NotFound").then_some(()));
     // The fake node renews its lease and stays untainted.
     let fake = s.get_json(&["node", "fake-node-0"]);
     assert!(fake["spec"].get("taints").is_none_or(|t| t.as_array().is_some_and(|a| a.is_empty())), "{fake:#}");

@@ -1,0 +1,76 @@
+//! Pod garbage collection (upstream's PodGCController), for pods whose node
+//! is gone: a pod bound to a node that no longer exists can never be
+//! stopped by an agent, so it is deleted for good (grace 0). That includes
+//! pods terminating gracefully when their node is deleted.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures::StreamExt;
+use k8s_openapi::api::core::v1::{Node, Pod};
+use kube::api::{Api, DeleteParams, Preconditions};
+use kube::runtime::controller::{Action, Controller};
+use kube::runtime::reflector::{self, ObjectRef, Store};
+use kube::runtime::{WatchStreamExt, watcher};
+use kube::{Client, ResourceExt};
+
+use crate::Result;
+
+struct Ctx {
+    client: Client,
+    nodes: Store<Node>,
+}
+
+pub async fn run(client: Client) {
+    let (nodes, writer) = reflector::store();
+    let cache = reflector::reflector(writer, watcher(Api::<Node>::all(client.clone()), watcher::Config::default())).default_backoff();
+    tokio::spawn(cache.for_each(|_| async {}));
+    let controller = Controller::new(Api::<Pod>::all(client.clone()), watcher::Config::default());
+    let pod_store = controller.store();
+    let ctx = Arc::new(Ctx { client: client.clone(), nodes });
+    controller
+        // A node going away revisits the pods bound to it.
+        .watches(Api::<Node>::all(client), watcher::Config::default(), move |n: Node| {
+            let name = n.name_any();
+            pod_store
+                .state()
+                .into_iter()
+                .filter(|p| p.spec.as_ref().and_then(|s| s.node_name.as_deref()) == Some(name.as_str()))
+                .map(|p| ObjectRef::from_obj(&*p))
+                .collect::<Vec<_>>()
+        })
+        .run(
+            reconcile,
+            |_, e, _| {
+                tracing::warn!("pod gc: {e}");
+                Action::requeue(Duration::from_secs(5))
+            },
+            ctx,
+        )
+        .for_each(|_| async {})
+        .await;
+}
+
+async fn reconcile(pod: Arc<Pod>, ctx: Arc<Ctx>) -> Result<Action> {
+    let Some(node) = pod.spec.as_ref().and_then(|s| s.node_name.clone()).filter(|n| !n.is_empty()) else { return Ok(Action::await_change()) };
+    ctx.nodes.wait_until_ready().await.ok();
+    if ctx.nodes.get(&ObjectRef::new(&node)).is_some() {
+        return Ok(Action::await_change());
+    }
+    // The node may just be slow to appear in our cache: look it up.
+    if Api::<Node>::all(ctx.client.clone()).get_opt(&node).await?.is_some() {
+        return Ok(Action::await_change());
+    }
+    let api: Api<Pod> = Api::namespaced(ctx.client.clone(), &pod.namespace().unwrap_or_default());
+    let dp = DeleteParams {
+        grace_period_seconds: Some(0),
+        preconditions: Some(Preconditions { uid: pod.uid(), resource_version: None }),
+        ..Default::default()
+    };
+    match api.delete(&pod.name_any(), &dp).await {
+        Ok(_) => tracing::info!(pod = %pod.name_any(), %node, "deleted a pod whose node does not exist"),
+        Err(kube::Error::Api(e)) if e.code == 404 || e.code == 409 => {}
+        Err(e) => return Err(e.into()),
+    }
+    Ok(Action::await_change())
+}
