@@ -125,8 +125,12 @@ fn target(disc: &Discovery, ctx: &Ctx, o: &Value) -> Result<(Resource, Option<St
     Ok((res, ns, name))
 }
 
-/// Fields the server owns or bumps on every write: not worth showing in a diff.
+/// What a diff leaves out: the status (apply never changes it, and it moves
+/// on its own between two reads) and metadata the server bumps on writes.
 fn for_diff(mut v: Value) -> Value {
+    if let Some(m) = v.as_object_mut() {
+        m.remove("status");
+    }
     if let Some(m) = v["metadata"].as_object_mut() {
         for k in ["managedFields", "resourceVersion", "generation", "uid", "creationTimestamp"] {
             m.remove(k);

@@ -52,9 +52,7 @@ fn setup() -> Server {
         (n == 4 && phases.split_whitespace().all(|p| p == "Running")).then_some(())
     });
     // The Deployment's status settles too, so its columns stop changing.
-    eventually("web available", Duration::from_secs(30), || {
-        (s.k(&["get", "deploy", "web", "-o", "jsonpath={.status.availableReplicas}"]) == "3").then_some(())
-    });
+    s.settle("web", 3);
     s
 }
 

@@ -12,11 +12,8 @@ use common::{Server, Tmux, eventually, rows_with};
 
 const WAIT: Duration = Duration::from_secs(30);
 
-/// A pod that runs for a few seconds on a simulated node, then completes.
 fn job_pod(name: &str, secs: u32) -> String {
-    format!(
-        "apiVersion: v1\nkind: Pod\nmetadata:\n  name: {name}\n  annotations: {{rkube.io/fake-run-seconds: \"{secs}\"}}\nspec:\n  restartPolicy: Never\n  containers: [{{name: c, image: busybox}}]\n"
-    )
+    common::pod_yaml(name, secs, "")
 }
 
 fn live(s: &Server, args: &str) -> Tmux {
@@ -27,46 +24,43 @@ fn live(s: &Server, args: &str) -> Tmux {
 #[test]
 fn live_view_redraws_rows_in_place_and_marks_changes() {
     let s = Server::start();
-    s.k(&["create", "deployment", "web", "--image=nginx", "--replicas=2"]);
-    eventually("web available", WAIT, || (s.k(&["get", "deploy", "web", "-o", "jsonpath={.status.availableReplicas}"]) == "2").then_some(()));
+    s.k(&["create", "deployment", "web", "--image=nginx", "--replicas=1"]);
+    s.pod("mmm", 600, None);
     let t = live(&s, "get pods,deployments -w");
-    t.wait_for("the initial table", WAIT, |sc| sc.contains("deployment.apps/web") && sc.contains("watching"));
-    // A new pod sorts first; it runs for a few seconds, then completes.
-    s.k_apply(&job_pod("aaa-job", 5));
-    let first = t.wait_for("the job running", WAIT, |sc| rows_with(sc, "pod/aaa-job").first().is_some_and(|(_, l)| l.contains("Running")));
-    let job_line = rows_with(&first, "pod/aaa-job");
-    assert_eq!(job_line.len(), 1, "{first}");
-    assert_eq!(job_line[0].0, 1, "the first pod sits right under the header:\n{first}");
+    let first = t.wait_for("the initial table", WAIT, |sc| sc.contains("deployment.apps/web") && sc.contains("pod/mmm") && sc.contains("watching"));
     let header = &first.lines().next().unwrap();
     assert!(
         header.starts_with("NAME") && header.contains("READY") && header.contains("STATUS") && header.contains("RESTARTS") && header.contains("AGE"),
         "{first}"
     );
-
-    // The job finishes: its STATUS changes (Δ) and READY drops (↓).
+    // A new pod sorts first; it starts (READY rises: ↑), runs a few seconds,
+    // then completes (STATUS changes: Δ, READY drops: ↓).
+    s.k_apply(&job_pod("aaa-job", 5));
+    let sc = t.wait_for("the job running, marked", WAIT, |sc| rows_with(sc, "pod/aaa-job").first().is_some_and(|(_, l)| l.contains("1/1 ↑")));
+    assert_eq!(rows_with(&sc, "pod/aaa-job")[0].0, 1, "the first pod sits right under the header:\n{sc}");
+    let mmm_line = rows_with(&sc, "pod/mmm")[0].0;
     let sc = t.wait_for("the job completed, marked", WAIT, |sc| {
         rows_with(sc, "pod/aaa-job").first().is_some_and(|(_, l)| l.contains("Completed Δ") && l.contains("0/1 ↓"))
     });
     let job = rows_with(&sc, "pod/aaa-job");
     assert_eq!(job.len(), 1, "one row per object:\n{sc}");
     assert_eq!(job[0].0, 1, "the row was redrawn in place:\n{sc}");
-    // Scaled up, the Deployment's READY count rises (↑).
-    s.k(&["scale", "deployment", "web", "--replicas=3"]);
-    let sc = t
-        .wait_for("the deployment scaled, marked", WAIT, |sc| rows_with(sc, "deployment.apps/web").first().is_some_and(|(_, l)| l.contains("3/3 ↑")));
-    let pods: Vec<_> = sc.lines().filter(|l| l.starts_with("pod/web-")).collect();
-    assert_eq!(pods.len(), 3, "three web pods, each once:\n{sc}");
-    let mut names: Vec<&str> = pods.iter().map(|l| l.split_whitespace().next().unwrap()).collect();
-    names.dedup();
-    assert_eq!(names.len(), 3, "{sc}");
+    assert_eq!(rows_with(&sc, "pod/mmm")[0].0, mmm_line, "other rows stay put:\n{sc}");
     // Status words are coloured on a terminal.
     let colored = t.capture(true);
     assert!(colored.contains("\x1b[32mRunning"), "Running is green:\n{colored}");
 
+    // More pods: each shows once, in name order, below the ones before.
+    s.k_apply(&job_pod("zzz-1", 600));
+    s.k_apply(&job_pod("zzz-2", 600));
+    let sc = t.wait_for("the new pods", WAIT, |sc| sc.contains("pod/zzz-1") && sc.contains("pod/zzz-2"));
+    let (a, m, z1, z2) = (rows_with(&sc, "pod/aaa-job"), rows_with(&sc, "pod/mmm"), rows_with(&sc, "pod/zzz-1"), rows_with(&sc, "pod/zzz-2"));
+    assert!(a.len() == 1 && m.len() == 1 && z1.len() == 1 && z2.len() == 1, "{sc}");
+    assert!(a[0].0 < m[0].0 && m[0].0 < z1[0].0 && z1[0].0 < z2[0].0, "{sc}");
+
     // A deleted row fades (still shown for a moment), then goes.
-    let victim = names[0].trim_start_matches("pod/").to_string();
-    s.k(&["delete", "pod", &victim, "--wait=false"]);
-    t.wait_for("the deleted row to go", WAIT, |sc| !sc.contains(&victim));
+    s.k(&["delete", "pod", "zzz-1", "--wait=false"]);
+    t.wait_for("the deleted row to go", WAIT, |sc| !sc.contains("pod/zzz-1") && sc.contains("pod/zzz-2"));
     let sc = t.capture(false);
     assert_eq!(rows_with(&sc, "pod/aaa-job")[0].0, 1, "{sc}");
 
@@ -82,7 +76,7 @@ fn live_view_redraws_rows_in_place_and_marks_changes() {
 #[test]
 fn live_view_drops_columns_to_fit_and_never_wraps() {
     let s = Server::start();
-    s.k(&["create", "deployment", "web", "--image=nginx", "--replicas=1"]);
+    s.pod("web-1", 600, None);
     let cmd = format!("{} --kubeconfig {} get pods -o wide -w", common::rkctl_bin(), s.kubeconfig.display());
     let t = Tmux::start(&cmd, 60, 20);
     let sc = t.wait_for("a running pod", WAIT, |sc| sc.contains("web-") && sc.contains("Running"));
@@ -97,8 +91,8 @@ fn live_view_drops_columns_to_fit_and_never_wraps() {
 #[test]
 fn live_view_survives_a_server_restart() {
     let mut s = Server::start();
-    s.k(&["create", "deployment", "web", "--image=nginx", "--replicas=2"]);
-    eventually("web available", WAIT, || (s.k(&["get", "deploy", "web", "-o", "jsonpath={.status.availableReplicas}"]) == "2").then_some(()));
+    s.pod("web-1", 600, None);
+    s.pod("web-2", 600, None);
     let t = live(&s, "get pods -w");
     let before = t.wait_for("two running pods", WAIT, |sc| sc.matches("Running").count() == 2 && sc.contains("watching"));
     let names: Vec<String> = before.lines().filter(|l| l.starts_with("web-")).map(|l| l.split_whitespace().next().unwrap().to_string()).collect();
@@ -167,8 +161,7 @@ impl Drop for Lines {
 #[test]
 fn watch_lines_match_kubectl_when_not_a_terminal() {
     let s = Server::start();
-    s.k(&["create", "deployment", "web", "--image=nginx", "--replicas=1"]);
-    eventually("web available", WAIT, || (s.k(&["get", "deploy", "web", "-o", "jsonpath={.status.availableReplicas}"]) == "1").then_some(()));
+    s.pod("web-1", 600, None);
     let args = ["get", "pods", "-w", "--output-watch-events"];
     let mut kubectl = std::process::Command::new("kubectl");
     kubectl.arg("--kubeconfig").arg(&s.kubeconfig).args(args);
@@ -190,7 +183,6 @@ fn watch_lines_match_kubectl_when_not_a_terminal() {
 #[test]
 fn watch_lines_go_on_across_a_server_restart() {
     let mut s = Server::start();
-    s.k(&["create", "deployment", "web", "--image=nginx", "--replicas=1"]);
     let mut r = Lines::spawn(s.rkctl_cmd(&["get", "pods", "-w"]));
     r.until("the header", |l| l.starts_with("NAME"));
     s.k_apply(&job_pod("before", 600));

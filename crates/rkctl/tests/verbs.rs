@@ -54,19 +54,25 @@ fn kubeconfig_chains_contexts_and_config_edits() {
         "apiVersion: v1\nkind: Config\ncontexts:\n- name: team\n  context: {cluster: rkube, user: admin, namespace: team}\n",
     );
     let chain = format!("{a}:{b}");
-    for args in
-        [&["config", "view"][..], &["config", "get-contexts"], &["config", "current-context"], &["get", "cm"], &["--context", "team", "get", "cm"]]
-    {
+    for args in [
+        &["config", "view"][..],
+        &["config", "get-contexts"],
+        &["config", "current-context"],
+        &["get", "cm", "-o", "name"],
+        &["--context", "team", "get", "cm", "-o", "name"],
+    ] {
         assert_eq!(with_env(rkctl_bin(), &chain, args), with_env("kubectl", &chain, args), "{args:?}");
     }
-    assert!(with_env(rkctl_bin(), &chain, &["--context", "team", "get", "cm"]).contains("in-team"));
+    assert!(with_env(rkctl_bin(), &chain, &["--context", "team", "get", "cm", "-o", "name"]).contains("configmap/in-team"));
     assert_eq!(with_env(rkctl_bin(), &chain, &["config", "use-context", "team"]), "[0] Switched to context \"team\".\n");
     assert!(std::fs::read_to_string(&a).unwrap().contains("current-context: team"), "current-context is written to the first file");
     assert_eq!(with_env("kubectl", &chain, &["config", "current-context"]), "[0] team\n", "kubectl reads what rkctl wrote");
     assert!(with_env(rkctl_bin(), &chain, &["get", "cm"]).contains("in-team"));
     assert_eq!(with_env(rkctl_bin(), &chain, &["config", "set-context", "--current", "--namespace=default"]), "[0] Context \"team\" modified.\n");
     assert!(std::fs::read_to_string(&b).unwrap().contains("namespace: default"), "the context is edited where it is defined");
-    assert_eq!(with_env(rkctl_bin(), &chain, &["get", "cm", "in-team"]), with_env("kubectl", &chain, &["get", "cm", "in-team"]));
+    let (ours, theirs) = (with_env(rkctl_bin(), &chain, &["get", "cm", "in-team"]), with_env("kubectl", &chain, &["get", "cm", "in-team"]));
+    assert!(ours.starts_with("[1] Error from server (NotFound): configmaps \"in-team\" not found"), "now in namespace default: {ours}");
+    assert_eq!(ours, theirs);
     assert!(with_env(rkctl_bin(), &chain, &["config", "use-context", "nope"]).contains("no context exists with the name: \"nope\""));
 }
 
@@ -85,31 +91,47 @@ fn exec_credential_plugins() {
         data.join("ca.crt").display()
     );
     let kc = s.write_file("exec.kubeconfig", &kc);
-    let ours = with_env(rkctl_bin(), &kc, &["get", "ns", "default"]);
-    assert!(ours.starts_with("[0] NAME"), "{ours}");
-    assert_eq!(ours, with_env("kubectl", &kc, &["get", "ns", "default"]));
+    let ours = with_env(rkctl_bin(), &kc, &["get", "ns", "default", "-o", "name"]);
+    assert_eq!(ours, "[0] namespace/default\n");
+    assert_eq!(ours, with_env("kubectl", &kc, &["get", "ns", "default", "-o", "name"]));
+}
+
+/// `rollout status`, failing with the cluster's state for diagnosis.
+fn rollout_status(s: &Server) -> String {
+    let out = s.rkctl(&["rollout", "status", "deployment/web", "--timeout=60s"]);
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        out.status.success(),
+        "rollout status failed: {}{text}\ncluster:\n{}",
+        String::from_utf8_lossy(&out.stderr),
+        s.k(&["get", "deploy,rs,pods", "-o", "wide"])
+    );
+    text
 }
 
 #[test]
 fn workload_verbs() {
     let s = Server::start();
-    s.k(&["create", "deployment", "web", "--image=nginx:1", "--replicas=1"]);
+    // No replicas: rollouts then depend on the controllers' bookkeeping, not
+    // on pods becoming ready.
+    s.k(&["create", "deployment", "web", "--image=nginx:1", "--replicas=0"]);
     assert_eq!(s.r(&["wait", "--for=condition=Available", "deploy/web", "--timeout=30s"]), "deployment.apps/web condition met\n");
     assert_eq!(s.r(&["scale", "deploy", "web", "--replicas=3"]), "deployment.apps/web scaled\n");
     assert_eq!(jp(&s, &["get", "deploy", "web"], "{.spec.replicas}"), "3");
-    let st = s.r(&["rollout", "status", "deployment/web", "--timeout=30s"]);
+    assert_eq!(s.r(&["scale", "deployment/web", "--replicas=0"]), "deployment.apps/web scaled\n");
+    let st = rollout_status(&s);
     assert!(st.ends_with("deployment \"web\" successfully rolled out\n"), "{st}");
     assert_eq!(s.r(&["rollout", "restart", "deploy/web"]), "deployment.apps/web restarted\n");
     let at = jp(&s, &["get", "deploy", "web"], "{.spec.template.metadata.annotations.kubectl\\.kubernetes\\.io/restartedAt}");
     assert!(at.ends_with('Z') && at.len() == 20, "restartedAt: {at:?}");
-    s.r(&["rollout", "status", "deployment/web", "--timeout=30s"]);
+    rollout_status(&s);
     eventually("two revisions", WAIT, || (s.k(&["get", "rs", "-o", "name"]).lines().count() == 2).then_some(()));
     assert_eq!(s.r(&["rollout", "undo", "deploy/web"]), "deployment.apps/web rolled back\n");
     assert_eq!(jp(&s, &["get", "deploy", "web"], "{.spec.template.metadata.annotations}"), "", "the earlier template came back whole");
-    s.r(&["rollout", "status", "deployment/web", "--timeout=30s"]);
-    let pod = s.k(&["get", "pods", "-l", "app=web", "-o", "jsonpath={.items[0].metadata.name}"]);
-    s.r(&["wait", "--for=condition=Ready", &format!("pod/{pod}")]);
-    s.r(&["wait", "--for=jsonpath={.status.phase}=Running", "pod", "-l", "app=web"]);
+    rollout_status(&s);
+    s.pod("solo", 600, None);
+    assert_eq!(s.r(&["wait", "--for=condition=Ready", "pod/solo"]), "pod/solo condition met\n");
+    assert_eq!(s.r(&["wait", "--for=jsonpath={.status.phase}=Running", "pod", "-l", "app=solo"]), "pod/solo condition met\n");
     let out = s.rkctl(&["wait", "--for=condition=Nope", "deploy/web", "--timeout=1s"]);
     assert!(!out.status.success());
     assert_eq!(String::from_utf8_lossy(&out.stderr), "error: timed out waiting for the condition on deployments.apps/web\n");
@@ -120,18 +142,18 @@ fn workload_verbs() {
 #[test]
 fn node_verbs() {
     let s = Server::start();
-    s.k(&["create", "deployment", "web", "--image=nginx", "--replicas=2"]);
-    eventually("web available", WAIT, || (jp(&s, &["get", "deploy", "web"], "{.status.availableReplicas}") == "2").then_some(()));
+    s.pod("a", 600, Some("fake-node-1"));
+    s.pod("b", 600, Some("fake-node-1"));
     assert_eq!(s.r(&["cordon", "fake-node-0"]), "node/fake-node-0 cordoned\n");
     assert_eq!(s.r(&["cordon", "fake-node-0"]), s.k(&["cordon", "fake-node-0"]), "already cordoned, said alike");
     assert_eq!(jp(&s, &["get", "node", "fake-node-0"], "{.spec.unschedulable}"), "true");
     assert_eq!(s.r(&["uncordon", "fake-node-0"]), "node/fake-node-0 uncordoned\n");
-    let out = s.r(&["drain", "fake-node-1", "--ignore-daemonsets"]);
-    assert!(out.ends_with("node/fake-node-1 drained\n"), "{out}");
-    eventually("the pods to move", WAIT, || {
-        let nodes = s.k(&["get", "pods", "-l", "app=web", "-o", "jsonpath={.items[*].spec.nodeName}"]);
-        (nodes.split_whitespace().count() == 2 && nodes.split_whitespace().all(|n| n == "fake-node-0")).then_some(())
-    });
+    let refused = s.rkctl(&["drain", "fake-node-1"]);
+    assert!(String::from_utf8_lossy(&refused.stderr).contains("cannot delete Pods that declare no controller"), "{refused:?}");
+    let out = s.r(&["drain", "fake-node-1", "--force"]);
+    assert!(out.contains("evicting pod default/a") && out.ends_with("node/fake-node-1 drained\n"), "{out}");
+    assert_eq!(s.k(&["get", "pods", "-o", "name"]), "", "the pods were evicted");
+    assert_eq!(jp(&s, &["get", "node", "fake-node-1"], "{.spec.unschedulable}"), "true");
 }
 
 #[test]

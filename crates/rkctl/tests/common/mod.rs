@@ -182,6 +182,28 @@ impl Server {
         assert!(out.status.success(), "kubectl apply failed: {}", String::from_utf8_lossy(&out.stderr));
     }
 
+    /// Gives a Deployment up to 20 s to report `n` available replicas, so
+    /// that its columns stop moving. Not an assertion: the comparisons that
+    /// follow retry and see the same state whether or not it settled.
+    pub fn settle(&self, name: &str, n: u32) {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        let want = n.to_string();
+        while self.k(&["get", "deploy", name, "-o", "jsonpath={.status.availableReplicas}"]) != want && Instant::now() < deadline {
+            thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    /// Creates a bare pod (no controller involved) and waits until it runs.
+    /// `run_secs` makes it complete after that long; `node` pins it.
+    pub fn pod(&self, name: &str, run_secs: u32, node: Option<&str>) {
+        let node = node.map(|n| format!("  nodeName: {n}\n")).unwrap_or_default();
+        self.k_apply(&pod_yaml(name, run_secs, &node));
+        eventually(&format!("pod {name} running"), Duration::from_secs(30), || {
+            let phase = self.k(&["get", "pod", name, "-o", "jsonpath={.status.phase}"]);
+            (phase == "Running" || phase == "Succeeded").then_some(())
+        });
+    }
+
     pub fn write_file(&self, name: &str, contents: &str) -> String {
         let p = self.root.path().join(name);
         if let Some(d) = p.parent() {
@@ -216,6 +238,13 @@ impl Drop for Server {
     fn drop(&mut self) {
         self.kill();
     }
+}
+
+/// A pod for simulated nodes that completes after `run_secs`.
+pub fn pod_yaml(name: &str, run_secs: u32, extra_spec: &str) -> String {
+    format!(
+        "apiVersion: v1\nkind: Pod\nmetadata:\n  name: {name}\n  labels: {{app: {name}}}\n  annotations: {{rkube.io/fake-run-seconds: \"{run_secs}\"}}\nspec:\n  restartPolicy: Never\n{extra_spec}  containers: [{{name: c, image: busybox}}]\n"
+    )
 }
 
 /// Polls `f` until it returns `Some`, or panics after `timeout`.
