@@ -149,10 +149,14 @@ impl Ctx {
         b.body(body).map_err(|e| Error::Msg(e.to_string()))
     }
 
+    /// GETs `path` with the given Accept header.
+    pub async fn get_text(&self, path: &str, accept: &str) -> Result<String> {
+        Ok(self.client.request_text(Self::request(Method::GET, path, accept, None, Vec::new())?).await?)
+    }
+
     /// GETs `path` with the given Accept header and parses the JSON answer.
     pub async fn get_as(&self, path: &str, accept: &str) -> Result<Value> {
-        let text = self.client.request_text(Self::request(Method::GET, path, accept, None, Vec::new())?).await?;
-        Ok(serde_json::from_str(&text)?)
+        Ok(serde_json::from_str(&self.get_text(path, accept).await?)?)
     }
 
     pub async fn get(&self, path: &str) -> Result<Value> {

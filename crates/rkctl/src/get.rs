@@ -109,18 +109,84 @@ pub struct Table {
     pub rv: String,
 }
 
+/// How much of each object a table row carries (`includeObject`): nothing
+/// when the cells say it all, metadata for namespaces, labels and the live
+/// view's keys and ages, the whole object for sorting and object formats.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Include {
+    None,
+    Metadata,
+    Object,
+}
+
+#[derive(serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct Page<O> {
+    #[serde(default)]
+    column_definitions: Vec<ColDef>,
+    #[serde(default = "Vec::new")]
+    rows: Vec<PageRow<O>>,
+    #[serde(default)]
+    metadata: PageMeta,
+}
+
+#[derive(serde::Deserialize)]
+struct ColDef {
+    name: String,
+    #[serde(default)]
+    priority: i64,
+}
+
+#[derive(serde::Deserialize)]
+struct PageRow<O> {
+    cells: Vec<Value>,
+    object: Option<O>,
+}
+
+#[derive(serde::Deserialize, Default)]
+#[serde(rename_all = "camelCase")]
+struct PageMeta {
+    #[serde(default)]
+    resource_version: String,
+    #[serde(default, rename = "continue")]
+    cont: String,
+}
+
+/// The part of an object's metadata that tables use; the rest (managed
+/// fields above all) is skipped while parsing, which keeps big lists cheap.
+#[derive(serde::Deserialize)]
+struct Slim {
+    metadata: SlimMeta,
+}
+
+#[derive(serde::Deserialize, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+struct SlimMeta {
+    #[serde(default)]
+    name: String,
+    #[serde(default)]
+    namespace: String,
+    #[serde(default)]
+    labels: serde_json::Map<String, Value>,
+    #[serde(default)]
+    creation_timestamp: Option<String>,
+}
+
 impl Table {
-    /// Appends a `Table` document (a list page or a watch event's object).
-    pub fn add(&mut self, t: &Value) {
-        if let Some(defs) = t["columnDefinitions"].as_array().filter(|d| !d.is_empty()) {
-            self.cols = defs.iter().map(|d| (d["name"].as_str().unwrap_or_default().to_string(), d["priority"].as_i64().unwrap_or(0))).collect();
+    /// Appends one page of a list; returns its `continue` token.
+    fn add_page(&mut self, text: &str, include: Include) -> Result<String> {
+        fn take<O>(t: &mut Table, p: Page<O>, obj: impl Fn(O) -> Value) -> String {
+            if !p.column_definitions.is_empty() {
+                t.cols = p.column_definitions.into_iter().map(|d| (d.name, d.priority)).collect();
+            }
+            t.rows.extend(p.rows.into_iter().map(|r| (r.cells, r.object.map_or(Value::Null, &obj))));
+            t.rv = p.metadata.resource_version;
+            p.metadata.cont
         }
-        for r in t["rows"].as_array().into_iter().flatten() {
-            self.rows.push((r["cells"].as_array().cloned().unwrap_or_default(), r["object"].clone()));
-        }
-        if let Some(rv) = t["metadata"]["resourceVersion"].as_str() {
-            self.rv = rv.to_string();
-        }
+        Ok(match include {
+            Include::Object => take(self, serde_json::from_str::<Page<Value>>(text)?, |o| o),
+            _ => take(self, serde_json::from_str::<Page<Slim>>(text)?, |o| json!({"metadata": o.metadata})),
+        })
     }
 }
 
@@ -255,26 +321,29 @@ impl GetArgs {
 }
 
 /// Lists a source as a table, following `continue` tokens.
-pub async fn fetch_table(ctx: &Ctx, src: &Source, chunk: u32, full_objects: bool) -> Result<Table> {
+pub async fn fetch_table(ctx: &Ctx, src: &Source, chunk: u32, include: Include) -> Result<Table> {
     let mut t = Table::default();
+    let q = match include {
+        Include::None => "includeObject=None",
+        Include::Metadata => "includeObject=Metadata",
+        Include::Object => "includeObject=Object",
+    };
     if src.names.len() > 1 {
         // Several names: one GET each, in the order given.
         for n in &src.names {
-            let page = ctx.get_as(&src.res.url(src.ns.as_deref(), Some(n)), TABLE).await?;
-            t.add(&page);
+            let text = ctx.get_text(&format!("{}?{q}", src.res.url(src.ns.as_deref(), Some(n))), TABLE).await?;
+            t.add_page(&text, include)?;
         }
         return Ok(t);
     }
-    let include = if full_objects { "&includeObject=Object" } else { "" };
     let mut cont = String::new();
     loop {
-        let url = src.list_url(&format!("&limit={chunk}{include}{cont}"));
-        let page = ctx.get_as(&url, TABLE).await?;
-        t.add(&page);
-        match page["metadata"]["continue"].as_str().filter(|c| !c.is_empty()) {
-            Some(c) => cont = format!("&continue={}", enc(c)),
-            None => break,
+        let url = src.list_url(&format!("&limit={chunk}&{q}{cont}"));
+        let next = t.add_page(&ctx.get_text(&url, TABLE).await?, include)?;
+        if next.is_empty() {
+            break;
         }
+        cont = format!("&continue={}", enc(&next));
     }
     if let ([name], true) = (src.names.as_slice(), t.rows.is_empty()) {
         // Listing by name found nothing: say so as a GET would.
@@ -342,7 +411,13 @@ pub async fn run(ctx: &Ctx, a: &GetArgs, color_flag: &str) -> Result<()> {
     if matches!(fmt, "" | "wide") {
         let mut first = true;
         for src in &srcs {
-            let mut t = match fetch_table(ctx, src, a.chunk_size, sort.is_some()).await {
+            let shape = a.shape(src, with_kind);
+            let include = match (&sort, shape.namespace_col || shape.show_labels || !shape.label_cols.is_empty()) {
+                (Some(_), _) => Include::Object,
+                (None, true) => Include::Metadata,
+                (None, false) => Include::None,
+            };
+            let mut t = match fetch_table(ctx, src, a.chunk_size, include).await {
                 Ok(t) => t,
                 Err(e) if a.ignore_not_found && e.is_not_found() => continue,
                 Err(e) if !src.names.is_empty() => {
@@ -358,7 +433,6 @@ pub async fn run(ctx: &Ctx, a: &GetArgs, color_flag: &str) -> Result<()> {
                 continue;
             }
             found += t.rows.len();
-            let shape = a.shape(src, with_kind);
             let header = shape.columns(&t.cols);
             let mut rows: Vec<Vec<String>> = Vec::with_capacity(t.rows.len() + 1);
             if !a.no_headers {

@@ -16,8 +16,8 @@ use serde_json::Value;
 use tokio::sync::mpsc;
 
 use crate::client::{Ctx, Error, Result, TABLE};
-use crate::get::{Cols, GetArgs, Shape, Source, Table, fetch_table, paint_fn, print_objects};
-use crate::model::{Change, Column, Model, RowState, ViewRow};
+use crate::get::{Cols, GetArgs, Include, Shape, Source, Table, fetch_table, paint_fn, print_objects};
+use crate::model::{Change, Column, Model, RowState};
 use crate::printers::{RESET, now_secs, status_color, tabulate};
 
 /// The shortest time between two frames (about 30 per second).
@@ -41,7 +41,7 @@ async fn watch_source(ctx: Ctx, i: usize, src: Source, full: bool, chunk: u32, t
     let mut backoff = Duration::from_millis(500);
     let include = if full { "&includeObject=Object" } else { "" };
     'relist: loop {
-        let t = match fetch_table(&ctx, &src, chunk, full).await {
+        let t = match fetch_table(&ctx, &src, chunk, if full { Include::Object } else { Include::Metadata }).await {
             Ok(t) => t,
             Err(e) => {
                 lost = true;
@@ -256,18 +256,12 @@ fn print_event_object(out: &mut impl Write, fmt: &str, events: bool, kind: &str,
     Ok(())
 }
 
-/// Which columns fit in `width` and how wide each is: columns go, highest
-/// priority first and then from the right, never the first; what is still
-/// too wide is cut later, never wrapped.
-pub fn layout(cols: &[Column], rows: &[ViewRow], width: usize) -> (Vec<usize>, Vec<usize>) {
-    let n = cols.len();
-    let mut w: Vec<usize> = cols.iter().map(|c| c.name.chars().count()).collect();
-    for r in rows {
-        for (i, c) in r.cells.iter().enumerate().take(n) {
-            w[i] = w[i].max(c.chars().count());
-        }
-    }
-    let mut kept: Vec<usize> = (0..n).collect();
+/// Which columns fit in `width` and how wide each is, from the widest
+/// cell of each column: columns go, highest priority first and then from the
+/// right, never the first; what is still too wide is cut later, never wrapped.
+pub fn layout(cols: &[Column], content: &[usize], width: usize) -> (Vec<usize>, Vec<usize>) {
+    let w: Vec<usize> = cols.iter().enumerate().map(|(i, c)| c.name.chars().count().max(content.get(i).copied().unwrap_or(0))).collect();
+    let mut kept: Vec<usize> = (0..cols.len()).collect();
     let total = |kept: &[usize]| kept.iter().map(|&i| (w[i] + 3).max(6)).sum::<usize>() - 3;
     while kept.len() > 1 && total(&kept) > width {
         let drop = (1..kept.len()).max_by_key(|&k| (cols[kept[k]].priority, k)).unwrap_or(1);
@@ -440,20 +434,25 @@ impl Screen {
     /// The whole screen as lines (with colour codes when enabled).
     fn render(&mut self, width: usize, height: usize) -> Vec<String> {
         let (now, wall) = (self.ms(), now_secs());
+        let body = height.saturating_sub(1);
         let mut out: Vec<String> = Vec::new();
-        let mut total = 0;
+        let (mut total, mut hidden) = (0, 0);
         let color = self.color;
         for slot in self.models.iter_mut() {
             let Some((_, m)) = slot else { continue };
             total += m.len();
-            let rows = m.view(now, wall);
+            // Rows past the bottom of the screen are measured, not drawn;
+            // one line stays free for saying how many are hidden.
+            let room = body.saturating_sub(out.len() + usize::from(!out.is_empty()) + 2);
+            let (rows, content) = m.view(now, wall, room);
+            hidden += m.len().saturating_sub(rows.len());
             if rows.is_empty() {
                 continue;
             }
             if !out.is_empty() {
                 out.push(String::new());
             }
-            let (kept, widths) = layout(&m.columns, &rows, width);
+            let (kept, widths) = layout(&m.columns, &content, width);
             let header: Vec<String> = kept.iter().map(|&c| m.columns[c].name.clone()).collect();
             out.push(draw_line(&header, &[], &widths, width, color, None, &[]));
             let names: Vec<&str> = kept.iter().map(|&c| m.columns[c].name.as_str()).collect();
@@ -463,11 +462,9 @@ impl Screen {
                 out.push(draw_line(&cells, &marks, &widths, width, color, Some(r.state), &names));
             }
         }
-        let body = height.saturating_sub(1);
-        if out.len() > body {
-            let more = out.len() - body + 1;
-            out.truncate(body.saturating_sub(1));
-            out.push(format!("… {more} more lines (enlarge the terminal)"));
+        out.truncate(body);
+        if hidden > 0 && out.len() < body {
+            out.push(format!("… {hidden} more rows below (enlarge the terminal or narrow the query with -l)"));
         }
         while out.len() < body {
             out.push(String::new());
@@ -566,12 +563,7 @@ mod tests {
     #[test]
     fn columns_drop_by_priority_then_from_the_right() {
         let c = cols(&[("NAME", 0), ("READY", 0), ("STATUS", 0), ("IP", 1), ("AGE", 0)]);
-        let row = ViewRow {
-            cells: ["web-1", "1/1", "Running", "10.0.0.1", "5s"].map(String::from).to_vec(),
-            marks: vec![None; 5],
-            state: RowState::Normal,
-        };
-        let rows = [row];
+        let rows = [5, 3, 7, 8, 2];
         assert_eq!(layout(&c, &rows, 200).0, [0, 1, 2, 3, 4]);
         let (kept, widths) = layout(&c, &rows, 25);
         assert_eq!(kept, [0, 1, 2], "IP (priority 1) goes first, then AGE from the right");

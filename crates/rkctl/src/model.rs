@@ -164,33 +164,48 @@ impl Model {
         }
     }
 
-    /// The rows to draw at `now` (`wall` is the Unix time for AGE). Expired
+    /// The first `limit` rows to draw at `now` (`wall` is the Unix time for
+    /// AGE), and the widest text of each column over all rows, so columns
+    /// stay put however the view is scrolled or cut. Only what is drawn is
+    /// copied, which keeps frames cheap with many thousands of rows. Expired
     /// marks and fully faded rows are dropped here.
-    pub fn view(&mut self, now: u64, wall: i64) -> Vec<ViewRow> {
+    pub fn view(&mut self, now: u64, wall: i64, limit: usize) -> (Vec<ViewRow>, Vec<usize>) {
         self.rows.retain(|r| r.deleted_at.is_none_or(|d| now < d + HIGHLIGHT_MS));
         let fresh = |t: u64| now < t + HIGHLIGHT_MS;
-        self.rows
-            .iter_mut()
-            .map(|r| {
-                let mut cells = r.input.cells.clone();
-                if let (Some(c), Some(created)) = (self.age_col, r.input.created)
-                    && c < cells.len()
-                {
-                    cells[c] = human_duration(wall - created);
-                }
-                for m in r.marks.iter_mut() {
-                    if m.is_some_and(|(_, t)| !fresh(t)) {
-                        *m = None;
-                    }
-                }
-                let state = match (r.deleted_at, r.added_at) {
-                    (Some(d), _) => RowState::Deleted((now - d) as f32 / HIGHLIGHT_MS as f32),
-                    (None, Some(a)) if fresh(a) => RowState::New,
-                    _ => RowState::Normal,
+        let mut widths = vec![0; self.columns.len()];
+        let mut out = Vec::with_capacity(limit.min(self.rows.len()));
+        for (n, r) in self.rows.iter_mut().enumerate() {
+            let age = match (self.age_col, r.input.created) {
+                (Some(c), Some(created)) if c < r.input.cells.len() => Some((c, human_duration(wall - created))),
+                _ => None,
+            };
+            for (i, c) in r.input.cells.iter().enumerate().take(widths.len()) {
+                let w = match &age {
+                    Some((a, text)) if *a == i => text.chars().count(),
+                    _ => c.chars().count(),
                 };
-                ViewRow { cells, marks: r.marks.iter().map(|m| m.map(|(c, _)| c)).collect(), state }
-            })
-            .collect()
+                widths[i] = widths[i].max(w);
+            }
+            if n >= limit {
+                continue;
+            }
+            for m in r.marks.iter_mut() {
+                if m.is_some_and(|(_, t)| !fresh(t)) {
+                    *m = None;
+                }
+            }
+            let mut cells = r.input.cells.clone();
+            if let Some((c, text)) = age {
+                cells[c] = text;
+            }
+            let state = match (r.deleted_at, r.added_at) {
+                (Some(d), _) => RowState::Deleted((now - d) as f32 / HIGHLIGHT_MS as f32),
+                (None, Some(a)) if fresh(a) => RowState::New,
+                _ => RowState::Normal,
+            };
+            out.push(ViewRow { cells, marks: r.marks.iter().map(|m| m.map(|(c, _)| c)).collect(), state });
+        }
+        (out, widths)
     }
 }
 
@@ -215,16 +230,16 @@ mod tests {
         let mut m = Model::new(cols());
         m.upsert(row("a", "0/1", "Pending", "0"), 0, true);
         m.upsert(row("a", "1/1", "Running", "2"), 100, false);
-        let v = m.view(200, 1065);
+        let v = m.view(200, 1065, usize::MAX).0;
         assert_eq!(v.len(), 1);
         assert_eq!(v[0].marks, vec![None, Some(Change::Up), Some(Change::Changed), Some(Change::Up), None]);
         assert_eq!(v[0].state, RowState::Normal, "a row from the initial list is not new");
         assert_eq!(v[0].cells[4], "65s", "AGE comes from the creation time");
         m.upsert(row("a", "0/1", "Running", "2"), 300, false);
-        assert_eq!(m.view(400, 1065)[0].marks[1], Some(Change::Down));
-        let later = m.view(100 + HIGHLIGHT_MS + 1, 1065);
+        assert_eq!(m.view(400, 1065, usize::MAX).0[0].marks[1], Some(Change::Down));
+        let later = m.view(100 + HIGHLIGHT_MS + 1, 1065, usize::MAX).0;
         assert_eq!(later[0].marks, vec![None, Some(Change::Down), None, None, None], "older marks expire first");
-        assert!(m.view(300 + HIGHLIGHT_MS, 1065)[0].marks.iter().all(Option::is_none));
+        assert!(m.view(300 + HIGHLIGHT_MS, 1065, usize::MAX).0[0].marks.iter().all(Option::is_none));
     }
 
     #[test]
@@ -233,11 +248,11 @@ mod tests {
         m.upsert(row("b", "1/1", "Running", "0"), 0, true);
         m.upsert(row("a", "0/1", "Pending", "0"), 10, false);
         m.upsert(row("c", "0/1", "Pending", "0"), 10, false);
-        let v = m.view(20, 1001);
+        let v = m.view(20, 1001, usize::MAX).0;
         let names: Vec<&str> = v.iter().map(|r| r.cells[0].as_str()).collect();
         assert_eq!(names, ["a", "b", "c"]);
         assert_eq!(v.iter().map(|r| r.state).collect::<Vec<_>>(), [RowState::New, RowState::Normal, RowState::New]);
-        assert_eq!(m.view(10 + HIGHLIGHT_MS, 1001)[0].state, RowState::Normal);
+        assert_eq!(m.view(10 + HIGHLIGHT_MS, 1001, usize::MAX).0[0].state, RowState::Normal);
     }
 
     #[test]
@@ -246,11 +261,21 @@ mod tests {
         m.upsert(row("a", "1/1", "Running", "0"), 0, true);
         m.remove("default/a", 1000);
         assert_eq!(m.len(), 0);
-        assert_eq!(m.view(1000 + HIGHLIGHT_MS / 2, 0)[0].state, RowState::Deleted(0.5));
+        assert_eq!(m.view(1000 + HIGHLIGHT_MS / 2, 0, usize::MAX).0[0].state, RowState::Deleted(0.5));
         m.upsert(row("a", "0/1", "Pending", "0"), 2000, false);
-        assert_eq!(m.view(2001, 0)[0].state, RowState::New, "re-created under the same name");
+        assert_eq!(m.view(2001, 0, usize::MAX).0[0].state, RowState::New, "re-created under the same name");
         m.remove("default/a", 3000);
-        assert!(m.view(3000 + HIGHLIGHT_MS, 0).is_empty());
+        assert!(m.view(3000 + HIGHLIGHT_MS, 0, usize::MAX).0.is_empty());
+    }
+
+    #[test]
+    fn views_copy_only_what_is_drawn_but_measure_every_row() {
+        let mut m = Model::new(cols());
+        m.upsert(row("a", "1/1", "Running", "0"), 0, true);
+        m.upsert(row("bbbbbbbbbb", "1/1", "CrashLoopBackOff", "12"), 0, true);
+        let (rows, widths) = m.view(0, 1001, 1);
+        assert_eq!(rows.len(), 1);
+        assert_eq!(widths, [10, 3, 16, 2, 2], "the hidden row still sets the widths; AGE as shown (1s)");
     }
 
     #[test]
@@ -260,7 +285,7 @@ mod tests {
         m.upsert(row("b", "1/1", "Running", "0"), 0, true);
         // While disconnected: b was deleted, c created, a restarted.
         m.resync(vec![row("a", "1/1", "Running", "1"), row("c", "0/1", "Pending", "0")], 500);
-        let v = m.view(600, 1001);
+        let v = m.view(600, 1001, usize::MAX).0;
         let names: Vec<&str> = v.iter().map(|r| r.cells[0].as_str()).collect();
         assert_eq!(names, ["a", "b", "c"]);
         assert_eq!(v[0].marks[3], Some(Change::Up));
@@ -269,7 +294,7 @@ mod tests {
         assert_eq!(m.len(), 2);
         // The same list again changes nothing.
         m.resync(vec![row("a", "1/1", "Running", "1"), row("c", "0/1", "Pending", "0")], 700);
-        assert_eq!(m.view(800, 1001).len(), 3);
+        assert_eq!(m.view(800, 1001, usize::MAX).0.len(), 3);
         assert_eq!(m.len(), 2);
     }
 }
