@@ -4,6 +4,7 @@
 //! `--show-labels`, `--sort-by`) and print them; `-w` hands the same sources
 //! to the live view.
 
+use std::collections::BTreeMap;
 use std::io::{IsTerminal, Write};
 
 use serde_json::{Value, json};
@@ -12,7 +13,7 @@ use crate::client::{Ctx, Error, Result, TABLE, enc, err};
 use crate::discovery::{Discovery, Resource};
 use crate::jsonpath::{self, Template};
 use crate::model::{Column, Input};
-use crate::printers::{self, RESET, format_labels, go_fmt, parse_time, status_color, tabulate};
+use crate::printers::{self, RESET, go_fmt, parse_time, status_color, tabulate};
 
 #[derive(clap::Args, Debug, Clone, Default)]
 pub struct GetArgs {
@@ -105,8 +106,26 @@ pub type Cols = Vec<(String, i64)>;
 #[derive(Debug, Default)]
 pub struct Table {
     pub cols: Cols,
-    pub rows: Vec<(Vec<Value>, Value)>,
+    pub rows: Vec<Row>,
     pub rv: String,
+}
+
+/// One table row: its cells, the metadata that tables use, and the whole
+/// object when it was asked for (else null).
+#[derive(Debug)]
+pub struct Row {
+    pub cells: Vec<Value>,
+    pub meta: Meta,
+    pub object: Value,
+}
+
+impl Row {
+    /// A row of a watch event's table.
+    pub fn from_event(r: &Value) -> Row {
+        let object = r["object"].clone();
+        let meta = serde_json::from_value(object["metadata"].clone()).unwrap_or_default();
+        Row { cells: r["cells"].as_array().cloned().unwrap_or_default(), meta, object }
+    }
 }
 
 /// How much of each object a table row carries (`includeObject`): nothing
@@ -156,36 +175,42 @@ struct PageMeta {
 /// fields above all) is skipped while parsing, which keeps big lists cheap.
 #[derive(serde::Deserialize)]
 struct Slim {
-    metadata: SlimMeta,
+    metadata: Meta,
 }
 
-#[derive(serde::Deserialize, serde::Serialize)]
+#[derive(serde::Deserialize, Debug, Default)]
 #[serde(rename_all = "camelCase")]
-struct SlimMeta {
+pub struct Meta {
     #[serde(default)]
-    name: String,
+    pub name: String,
     #[serde(default)]
-    namespace: String,
+    pub namespace: String,
     #[serde(default)]
-    labels: serde_json::Map<String, Value>,
+    pub labels: BTreeMap<String, String>,
     #[serde(default)]
-    creation_timestamp: Option<String>,
+    pub creation_timestamp: Option<String>,
 }
 
 impl Table {
     /// Appends one page of a list; returns its `continue` token.
     fn add_page(&mut self, text: &str, include: Include) -> Result<String> {
-        fn take<O>(t: &mut Table, p: Page<O>, obj: impl Fn(O) -> Value) -> String {
+        fn take<O>(t: &mut Table, p: Page<O>, split: impl Fn(Option<O>) -> (Meta, Value)) -> String {
             if !p.column_definitions.is_empty() {
                 t.cols = p.column_definitions.into_iter().map(|d| (d.name, d.priority)).collect();
             }
-            t.rows.extend(p.rows.into_iter().map(|r| (r.cells, r.object.map_or(Value::Null, &obj))));
+            t.rows.extend(p.rows.into_iter().map(|r| {
+                let (meta, object) = split(r.object);
+                Row { cells: r.cells, meta, object }
+            }));
             t.rv = p.metadata.resource_version;
             p.metadata.cont
         }
         Ok(match include {
-            Include::Object => take(self, serde_json::from_str::<Page<Value>>(text)?, |o| o),
-            _ => take(self, serde_json::from_str::<Page<Slim>>(text)?, |o| json!({"metadata": o.metadata})),
+            Include::Object => take(self, serde_json::from_str::<Page<Value>>(text)?, |o| {
+                let o = o.unwrap_or_default();
+                (serde_json::from_value(o["metadata"].clone()).unwrap_or_default(), o)
+            }),
+            _ => take(self, serde_json::from_str::<Page<Slim>>(text)?, |o| (o.map(|s| s.metadata).unwrap_or_default(), Value::Null)),
         })
     }
 }
@@ -224,33 +249,33 @@ impl Shape {
         out
     }
 
-    pub fn cells(&self, cols: &[(String, i64)], cells: &[Value], obj: &Value) -> Vec<String> {
-        let meta = &obj["metadata"];
+    pub fn cells(&self, cols: &[(String, i64)], row: &Row) -> Vec<String> {
+        let meta = &row.meta;
         let mut out = Vec::new();
         if self.namespace_col {
-            out.push(meta["namespace"].as_str().unwrap_or_default().to_string());
+            out.push(meta.namespace.clone());
         }
         for (n, i) in self.visible(cols).into_iter().enumerate() {
-            let mut t = cells.get(i).map(cell_text).unwrap_or_default();
+            let mut t = row.cells.get(i).map(cell_text).unwrap_or_default();
             if let (0, Some(p)) = (n, &self.kind_prefix) {
                 t = format!("{p}/{t}");
             }
             out.push(t);
         }
         for k in &self.label_cols {
-            out.push(meta["labels"][k].as_str().unwrap_or_default().to_string());
+            out.push(meta.labels.get(k).cloned().unwrap_or_default());
         }
         if self.show_labels {
-            out.push(format_labels(&meta["labels"]));
+            let l: Vec<String> = meta.labels.iter().map(|(k, v)| format!("{k}={v}")).collect();
+            out.push(if l.is_empty() { "<none>".into() } else { l.join(",") });
         }
         out
     }
 
     /// A row for the live model, keyed by namespace and name.
-    pub fn input(&self, cols: &[(String, i64)], cells: &[Value], obj: &Value) -> Input {
-        let meta = &obj["metadata"];
-        let key = format!("{}/{}", meta["namespace"].as_str().unwrap_or_default(), meta["name"].as_str().unwrap_or_default());
-        Input { key, cells: self.cells(cols, cells, obj), created: meta["creationTimestamp"].as_str().and_then(parse_time) }
+    pub fn input(&self, cols: &[(String, i64)], row: &Row) -> Input {
+        let key = format!("{}/{}", row.meta.namespace, row.meta.name);
+        Input { key, cells: self.cells(cols, row), created: row.meta.creation_timestamp.as_deref().and_then(parse_time) }
     }
 }
 
@@ -427,7 +452,7 @@ pub async fn run(ctx: &Ctx, a: &GetArgs, color_flag: &str) -> Result<()> {
                 Err(e) => return Err(e),
             };
             if let Some(s) = &sort {
-                sort_rows(&mut t.rows, s, |r| &r.1);
+                sort_rows(&mut t.rows, s, |r| &r.object);
             }
             if t.rows.is_empty() {
                 continue;
@@ -438,7 +463,7 @@ pub async fn run(ctx: &Ctx, a: &GetArgs, color_flag: &str) -> Result<()> {
             if !a.no_headers {
                 rows.push(header.iter().map(|c| c.name.clone()).collect());
             }
-            rows.extend(t.rows.iter().map(|(cells, obj)| shape.cells(&t.cols, cells, obj)));
+            rows.extend(t.rows.iter().map(|r| shape.cells(&t.cols, r)));
             let paint = paint_fn(color, &header);
             let has_header = !a.no_headers;
             // Header cells are never status-coloured.

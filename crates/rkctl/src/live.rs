@@ -16,7 +16,7 @@ use serde_json::Value;
 use tokio::sync::mpsc;
 
 use crate::client::{Ctx, Error, Result, TABLE};
-use crate::get::{Cols, GetArgs, Include, Shape, Source, Table, fetch_table, paint_fn, print_objects};
+use crate::get::{Cols, GetArgs, Include, Row, Shape, Source, Table, fetch_table, paint_fn, print_objects};
 use crate::model::{Change, Column, Model, RowState};
 use crate::printers::{RESET, now_secs, status_color, tabulate};
 
@@ -26,7 +26,7 @@ const FRAME: Duration = Duration::from_millis(33);
 enum Ev {
     /// A full list: the initial one or a relist.
     Reset(usize, Table),
-    Event(usize, &'static str, Vec<Value>, Value),
+    Event(usize, &'static str, Row),
     Lost(usize, String),
     Back(usize),
 }
@@ -97,8 +97,7 @@ async fn watch_source(ctx: Ctx, i: usize, src: Source, full: bool, chunk: u32, t
                     t => {
                         let Some(kind) = event_type(t) else { continue };
                         for r in obj["rows"].as_array().into_iter().flatten() {
-                            let cells = r["cells"].as_array().cloned().unwrap_or_default();
-                            let _ = tx.send(Ev::Event(i, kind, cells, r["object"].clone()));
+                            let _ = tx.send(Ev::Event(i, kind, Row::from_event(r)));
                         }
                     }
                 }
@@ -162,8 +161,8 @@ async fn lines(a: &GetArgs, fmt: &str, shapes: Vec<Shape>, color: bool, mut rx: 
                 let mut rows: Vec<Vec<String>> = Vec::new();
                 let mut objs = Vec::new();
                 let mut now_keys = Vec::new();
-                for (cells, obj) in &t.rows {
-                    let input = shape.input(&t.cols, cells, obj);
+                for row in t.rows {
+                    let input = shape.input(&t.cols, &row);
                     now_keys.push(input.key.clone());
                     let old = s.seen.insert(input.key.clone(), input.cells.clone());
                     let kind = match old {
@@ -174,7 +173,7 @@ async fn lines(a: &GetArgs, fmt: &str, shapes: Vec<Shape>, color: bool, mut rx: 
                     if initial && a.watch_only {
                         continue;
                     }
-                    objs.push((kind, obj.clone()));
+                    objs.push((kind, row.object));
                     rows.push(with_event(events, kind, input.cells));
                 }
                 let gone: Vec<String> = s.seen.keys().filter(|k| !now_keys.contains(k)).cloned().collect();
@@ -200,16 +199,16 @@ async fn lines(a: &GetArgs, fmt: &str, shapes: Vec<Shape>, color: bool, mut rx: 
                     write_rows(&mut out, &all, &mut s.widths, color, &s.header, events)?;
                 }
             }
-            Ev::Event(i, kind, cells, obj) => {
+            Ev::Event(i, kind, row) => {
                 let s = &mut st[i];
-                let input = shapes[i].input(&s.cols, &cells, &obj);
+                let input = shapes[i].input(&s.cols, &row);
                 if kind == "DELETED" {
                     s.seen.remove(&input.key);
                 } else {
                     s.seen.insert(input.key.clone(), input.cells.clone());
                 }
                 if objects_format(fmt) {
-                    print_event_object(&mut out, fmt, events, kind, obj)?;
+                    print_event_object(&mut out, fmt, events, kind, row.object)?;
                 } else {
                     let row = with_event(events, kind, input.cells);
                     write_rows(&mut out, &[row], &mut s.widths, color, &s.header, events)?;
@@ -332,7 +331,8 @@ impl Screen {
         match ev {
             Ev::Reset(i, t) => {
                 let shape = &self.shapes[i];
-                let inputs = t.rows.iter().map(|(c, o)| shape.input(&t.cols, c, o)).collect();
+                // Consumed row by row, so a big list is not held twice.
+                let inputs = t.rows.into_iter().map(|r| shape.input(&t.cols, &r)).collect();
                 match &mut self.models[i] {
                     Some((_, m)) => m.resync(inputs, now),
                     slot => {
@@ -344,9 +344,9 @@ impl Screen {
                     }
                 }
             }
-            Ev::Event(i, kind, cells, obj) => {
+            Ev::Event(i, kind, row) => {
                 if let Some((cols, m)) = &mut self.models[i] {
-                    let input = self.shapes[i].input(cols, &cells, &obj);
+                    let input = self.shapes[i].input(cols, &row);
                     if kind == "DELETED" { m.remove(&input.key, now) } else { m.upsert(input, now, false) }
                 }
             }
