@@ -49,6 +49,7 @@ struct Row {
     input: Input,
     added_at: Option<u64>,
     deleted_at: Option<u64>,
+    /// Per cell; empty until something changes (most rows never do).
     marks: Vec<Option<(Change, u64)>>,
 }
 
@@ -111,14 +112,16 @@ impl Model {
                 if row.deleted_at.take().is_some() {
                     // Deleted and created again: a new object with the same name.
                     row.added_at = Some(now);
-                    row.marks = vec![None; input.cells.len()];
+                    row.marks = Vec::new();
                 } else {
-                    row.marks.resize(input.cells.len(), None);
                     for (c, new) in input.cells.iter().enumerate() {
                         if Some(c) == self.age_col {
                             continue;
                         }
                         if let Some(ch) = diff(row.input.cells.get(c).map_or("", String::as_str), new) {
+                            if row.marks.len() < input.cells.len() {
+                                row.marks.resize(input.cells.len(), None);
+                            }
                             row.marks[c] = Some((ch, now));
                         }
                     }
@@ -126,8 +129,7 @@ impl Model {
                 row.input = input;
             }
             Err(i) => {
-                let marks = vec![None; input.cells.len()];
-                self.rows.insert(i, Row { input, added_at: (!initial).then_some(now), deleted_at: None, marks });
+                self.rows.insert(i, Row { input, added_at: (!initial).then_some(now), deleted_at: None, marks: Vec::new() });
             }
         }
     }
@@ -203,7 +205,8 @@ impl Model {
                 (None, Some(a)) if fresh(a) => RowState::New,
                 _ => RowState::Normal,
             };
-            out.push(ViewRow { cells, marks: r.marks.iter().map(|m| m.map(|(c, _)| c)).collect(), state });
+            let marks = (0..cells.len()).map(|c| r.marks.get(c).copied().flatten().map(|(ch, _)| ch)).collect();
+            out.push(ViewRow { cells, marks, state });
         }
         (out, widths)
     }
