@@ -184,7 +184,7 @@ async fn lines(a: &GetArgs, fmt: &str, shapes: Vec<Shape>, color: bool, mut rx: 
                 }
                 if objects_format(fmt) {
                     for (kind, o) in objs {
-                        print_event_object(&mut out, fmt, events, kind, o)?;
+                        print_event_object(&mut out, fmt, events, kind, o, a.show_managed_fields)?;
                     }
                 } else {
                     let mut all = Vec::new();
@@ -208,7 +208,7 @@ async fn lines(a: &GetArgs, fmt: &str, shapes: Vec<Shape>, color: bool, mut rx: 
                     s.seen.insert(input.key.clone(), input.cells.clone());
                 }
                 if objects_format(fmt) {
-                    print_event_object(&mut out, fmt, events, kind, row.object)?;
+                    print_event_object(&mut out, fmt, events, kind, row.object, a.show_managed_fields)?;
                 } else {
                     let row = with_event(events, kind, input.cells);
                     write_rows(&mut out, &[row], &mut s.widths, color, &s.header, events)?;
@@ -241,7 +241,10 @@ fn write_rows(out: &mut impl Write, rows: &[Vec<String>], widths: &mut Vec<usize
     Ok(())
 }
 
-fn print_event_object(out: &mut impl Write, fmt: &str, events: bool, kind: &str, obj: Value) -> Result<()> {
+fn print_event_object(out: &mut impl Write, fmt: &str, events: bool, kind: &str, mut obj: Value, managed_fields: bool) -> Result<()> {
+    if !managed_fields && let Some(m) = obj["metadata"].as_object_mut() {
+        m.remove("managedFields");
+    }
     if events && matches!(fmt, "json" | "yaml") {
         let ev = serde_json::json!({"type": kind, "object": obj});
         let text = if fmt == "json" { crate::printers::to_json(&ev) } else { crate::printers::to_yaml(&ev) };

@@ -108,6 +108,29 @@ fn object_formats_match_kubectl() {
 }
 
 #[test]
+fn colour_is_status_aware_and_switchable() {
+    let s = setup();
+    // Ages tick between two commands; a few tries see the same second.
+    let tries = (0..5).map(|_| {
+        let plain = s.k(&["get", "pods", "-n", "other"]);
+        let colored = s.r(&["get", "pods", "-n", "other", "--color=always"]);
+        let never = s.r(&["get", "pods", "-n", "other", "--color=never"]);
+        let piped = s.r(&["get", "pods", "-n", "other"]);
+        (plain, colored, never, piped)
+    });
+    let mut last = None;
+    for (plain, colored, never, piped) in tries {
+        assert!(colored.contains("\x1b[32mRunning\x1b[0m"), "{colored:?}");
+        let stripped = colored.replace("\x1b[32m", "").replace("\x1b[0m", "");
+        if stripped == plain && never == plain && piped == plain {
+            return;
+        }
+        last = Some((plain, stripped, never, piped));
+    }
+    panic!("colour changed more than colour (plain, stripped, never, piped): {last:#?}");
+}
+
+#[test]
 fn errors_match_kubectl() {
     let s = setup();
     s.same(&["get", "pod", "nope"]);

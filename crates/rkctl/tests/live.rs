@@ -16,8 +16,10 @@ fn job_pod(name: &str, secs: u32) -> String {
     common::pod_yaml(name, secs, "")
 }
 
+/// The live view in a 150×40 terminal. tmux hands commands the server's
+/// environment, so colour is switched on explicitly.
 fn live(s: &Server, args: &str) -> Tmux {
-    let cmd = format!("{} --kubeconfig {} {args}", common::rkctl_bin(), s.kubeconfig.display());
+    let cmd = format!("env -u NO_COLOR {} --kubeconfig {} {args}", common::rkctl_bin(), s.kubeconfig.display());
     Tmux::start(&cmd, 150, 40)
 }
 
@@ -77,7 +79,7 @@ fn live_view_redraws_rows_in_place_and_marks_changes() {
 fn live_view_drops_columns_to_fit_and_never_wraps() {
     let s = Server::start();
     s.pod("web-1", 600, None);
-    let cmd = format!("{} --kubeconfig {} get pods -o wide -w", common::rkctl_bin(), s.kubeconfig.display());
+    let cmd = format!("NO_COLOR=1 {} --kubeconfig {} get pods -o wide -w", common::rkctl_bin(), s.kubeconfig.display());
     let t = Tmux::start(&cmd, 60, 20);
     let sc = t.wait_for("a running pod", WAIT, |sc| sc.contains("web-") && sc.contains("Running"));
     for l in sc.lines() {
@@ -86,6 +88,8 @@ fn live_view_drops_columns_to_fit_and_never_wraps() {
     let header = sc.lines().next().unwrap();
     assert!(header.starts_with("NAME") && header.contains("STATUS"), "{sc}");
     assert!(!header.contains("NOMINATED NODE"), "low-priority wide columns are dropped first:\n{sc}");
+    let raw = t.capture(true);
+    assert!(!raw.contains("\x1b["), "NO_COLOR: no colour at all:\n{raw:?}");
 }
 
 #[test]
@@ -194,4 +198,24 @@ fn watch_lines_go_on_across_a_server_restart() {
     assert!(r.child.try_wait().unwrap().is_none(), "the watch did not stop");
     let headers = r.seen.iter().filter(|l| l.starts_with("NAME")).count();
     assert_eq!(headers, 1, "no second table after reconnecting: {:#?}", r.seen);
+}
+
+#[test]
+fn watch_prints_objects_and_event_types() {
+    let s = Server::start();
+    s.pod("solo", 600, None);
+    let mut r = Lines::spawn(s.rkctl_cmd(&["get", "pod", "solo", "-w", "-o", "json", "--output-watch-events"]));
+    let docs = |lines: &[String]| -> Vec<serde_json::Value> {
+        serde_json::Deserializer::from_str(&lines.join("\n")).into_iter::<serde_json::Value>().map_while(Result::ok).collect()
+    };
+    let first = docs(r.until("the first event", |l| l == "}"));
+    assert_eq!(first[0]["type"], "ADDED");
+    assert_eq!(first[0]["object"]["metadata"]["name"], "solo");
+    assert!(first[0]["object"]["metadata"].get("managedFields").is_none(), "managed fields are left out as kubectl does");
+    s.k(&["label", "pod", "solo", "touched=yes"]);
+    r.until("the MODIFIED event", |l| l.contains("\"touched\": \"yes\""));
+    r.until("its end", |l| l == "}");
+    let evs = docs(&r.seen);
+    assert_eq!(evs.last().unwrap()["type"], "MODIFIED", "{evs:#?}");
+    assert_eq!(evs.last().unwrap()["object"]["metadata"]["labels"]["touched"], "yes");
 }
