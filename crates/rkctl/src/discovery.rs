@@ -72,13 +72,58 @@ impl Discovery {
     pub async fn load(ctx: &Ctx) -> Result<Discovery> {
         let (core, groups) = futures::future::try_join(ctx.get_as("/api", AGGREGATED), ctx.get_as("/apis", AGGREGATED)).await?;
         let mut d = Discovery { resources: Vec::new(), group_versions: Vec::new() };
-        for list in [core, groups] {
-            if list["kind"] != "APIGroupDiscoveryList" {
-                return Err(Error::Msg("the server does not serve aggregated discovery (Kubernetes 1.30+ does)".into()));
+        if core["kind"] != "APIGroupDiscoveryList" || groups["kind"] != "APIGroupDiscoveryList" {
+            return Discovery::load_legacy(ctx, &groups).await;
+        }
+        d.add(&core);
+        d.add(&groups);
+        Ok(d)
+    }
+
+    /// Servers older than 1.26 answer with plain `APIVersions`/`APIGroupList`:
+    /// then each group's preferred version is asked for its resources.
+    async fn load_legacy(ctx: &Ctx, groups: &Value) -> Result<Discovery> {
+        let mut d = Discovery { resources: Vec::new(), group_versions: vec!["v1".into()] };
+        let mut wanted = vec![(String::new(), "v1".to_string(), "/api/v1".to_string())];
+        for g in groups["groups"].as_array().into_iter().flatten() {
+            let name = g["name"].as_str().unwrap_or_default();
+            let preferred = g["preferredVersion"]["version"].as_str().unwrap_or_default();
+            for v in g["versions"].as_array().into_iter().flatten() {
+                d.group_versions.push(v["groupVersion"].as_str().unwrap_or_default().to_string());
             }
-            d.add(&list);
+            wanted.push((name.to_string(), preferred.to_string(), format!("/apis/{name}/{preferred}")));
+        }
+        let lists = futures::future::join_all(wanted.iter().map(|(_, _, url)| ctx.get(url))).await;
+        for ((group, version, _), list) in wanted.iter().zip(lists) {
+            // A group whose server is down must not hide every other group.
+            if let Ok(list) = list {
+                d.add_legacy(group, version, &list);
+            }
         }
         Ok(d)
+    }
+
+    fn add_legacy(&mut self, group: &str, version: &str, list: &Value) {
+        for r in list["resources"].as_array().into_iter().flatten() {
+            let plural = r["name"].as_str().unwrap_or_default();
+            if plural.contains('/') {
+                continue;
+            }
+            let strs = |k: &str| -> Vec<String> { r[k].as_array().into_iter().flatten().filter_map(|s| s.as_str().map(str::to_string)).collect() };
+            let kind = r["kind"].as_str().unwrap_or_default().to_string();
+            let singular = r["singularName"].as_str().filter(|s| !s.is_empty()).map_or_else(|| kind.to_lowercase(), str::to_string);
+            self.resources.push(Resource {
+                group: group.to_string(),
+                version: version.to_string(),
+                plural: plural.to_string(),
+                singular,
+                kind,
+                namespaced: r["namespaced"].as_bool().unwrap_or(false),
+                short_names: strs("shortNames"),
+                verbs: strs("verbs"),
+                categories: strs("categories"),
+            });
+        }
     }
 
     fn add(&mut self, list: &Value) {
@@ -152,5 +197,37 @@ impl Discovery {
             .find(|r| r.group == group && r.kind == kind)
             .map(|r| Resource { version: version.to_string(), ..r.clone() })
             .ok_or_else(|| Error::Msg(format!("resource mapping not found for kind \"{kind}\" in version \"{api_version}\"")))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn disc() -> Discovery {
+        let mut d = Discovery { resources: Vec::new(), group_versions: Vec::new() };
+        d.add(&json!({"kind": "APIGroupDiscoveryList", "items": [{"metadata": {"name": ""}, "versions": [{"version": "v1", "resources": [
+            {"resource": "pods", "singularResource": "pod", "scope": "Namespaced", "shortNames": ["po"], "categories": ["all"], "responseKind": {"kind": "Pod"}, "verbs": ["list"]}
+        ]}]}]}));
+        d.add_legacy("apps", "v1", &json!({"resources": [
+            {"name": "deployments", "singularName": "deployment", "namespaced": true, "kind": "Deployment", "shortNames": ["deploy"], "categories": ["all"]},
+            {"name": "deployments/scale", "namespaced": true, "kind": "Scale"}
+        ]}));
+        d
+    }
+
+    #[test]
+    fn names_resolve_as_kubectl_resolves_them() {
+        let d = disc();
+        for arg in ["pods", "pod", "po", "Pod", "pods.", "deploy", "deployments.apps", "deployment.v1.apps", "Deployment"] {
+            assert!(d.resolve_one(arg).is_ok(), "{arg}");
+        }
+        assert_eq!(d.resolve_one("deploy").unwrap().url(Some("ns"), Some("x")), "/apis/apps/v1/namespaces/ns/deployments/x");
+        assert_eq!(d.resolve_one("po").unwrap().url(Some("ns"), None), "/api/v1/namespaces/ns/pods");
+        assert_eq!(d.resolve("all").unwrap().len(), 2, "a category expands to its members");
+        assert!(d.resolve_one("scale").is_err(), "subresources are not types");
+        assert_eq!(d.resolve_one("nope").unwrap_err().to_string(), "error: the server doesn't have a resource type \"nope\"");
+        assert_eq!(d.for_kind("apps/v1", "Deployment").unwrap().kind_group(), "deployment.apps");
     }
 }
