@@ -131,22 +131,28 @@ pub async fn run(ctx: &Ctx, a: &GetArgs, srcs: Vec<Source>, with_kind: bool, tty
     }
 }
 
+/// What the line printer knows about one source.
+struct State {
+    widths: Vec<usize>,
+    cols: Vec<(String, i64)>,
+    header: Vec<Column>,
+    /// What was last printed per object, so that a relist prints only
+    /// what really changed meanwhile.
+    seen: HashMap<String, Vec<String>>,
+    started: bool,
+    /// The header goes out with the first row, as kubectl's does.
+    headed: bool,
+}
+
 /// Not a terminal: a line per event, as kubectl prints them, and never stop.
 async fn lines(a: &GetArgs, fmt: &str, shapes: Vec<Shape>, color: bool, mut rx: mpsc::UnboundedReceiver<Ev>) -> Result<()> {
-    struct State {
-        widths: Vec<usize>,
-        cols: Vec<(String, i64)>,
-        header: Vec<Column>,
-        /// What was last printed per object, so that a relist prints only
-        /// what really changed meanwhile.
-        seen: HashMap<String, Vec<String>>,
-        started: bool,
-    }
     let events = a.output_watch_events;
     // kubectl sizes the EVENT column for its longest word from the start.
     let widths = if events { vec!["MODIFIED".len() + 3] } else { Vec::new() };
-    let mut st: Vec<State> =
-        shapes.iter().map(|_| State { widths: widths.clone(), cols: Vec::new(), header: Vec::new(), seen: HashMap::new(), started: false }).collect();
+    let mut st: Vec<State> = shapes
+        .iter()
+        .map(|_| State { widths: widths.clone(), cols: Vec::new(), header: Vec::new(), seen: HashMap::new(), started: false, headed: a.no_headers })
+        .collect();
     let stdout = std::io::stdout();
     while let Some(ev) = rx.recv().await {
         let mut out = stdout.lock();
@@ -160,10 +166,10 @@ async fn lines(a: &GetArgs, fmt: &str, shapes: Vec<Shape>, color: bool, mut rx: 
                 s.header = shape.columns(&t.cols);
                 let mut rows: Vec<Vec<String>> = Vec::new();
                 let mut objs = Vec::new();
-                let mut now_keys = Vec::new();
+                let mut now_keys = std::collections::HashSet::new();
                 for row in t.rows {
                     let input = shape.input(&t.cols, &row);
-                    now_keys.push(input.key.clone());
+                    now_keys.insert(input.key.clone());
                     let old = s.seen.insert(input.key.clone(), input.cells.clone());
                     let kind = match old {
                         None => "ADDED",
@@ -176,7 +182,7 @@ async fn lines(a: &GetArgs, fmt: &str, shapes: Vec<Shape>, color: bool, mut rx: 
                     objs.push((kind, row.object));
                     rows.push(with_event(events, kind, input.cells));
                 }
-                let gone: Vec<String> = s.seen.keys().filter(|k| !now_keys.contains(k)).cloned().collect();
+                let gone: Vec<String> = s.seen.keys().filter(|k| !now_keys.contains(*k)).cloned().collect();
                 for k in gone {
                     if let Some(c) = s.seen.remove(&k) {
                         rows.push(with_event(events, "DELETED", c));
@@ -187,16 +193,7 @@ async fn lines(a: &GetArgs, fmt: &str, shapes: Vec<Shape>, color: bool, mut rx: 
                         print_event_object(&mut out, fmt, events, kind, o, a.show_managed_fields)?;
                     }
                 } else {
-                    let mut all = Vec::new();
-                    if initial && !a.no_headers && (!a.watch_only || !rows.is_empty()) {
-                        let mut h: Vec<String> = s.header.iter().map(|c| c.name.clone()).collect();
-                        if events {
-                            h.insert(0, "EVENT".into());
-                        }
-                        all.push(h);
-                    }
-                    all.extend(rows);
-                    write_rows(&mut out, &all, &mut s.widths, color, &s.header, events)?;
+                    write_rows(&mut out, rows, s, color, events)?;
                 }
             }
             Ev::Event(i, kind, row) => {
@@ -211,7 +208,7 @@ async fn lines(a: &GetArgs, fmt: &str, shapes: Vec<Shape>, color: bool, mut rx: 
                     print_event_object(&mut out, fmt, events, kind, row.object, a.show_managed_fields)?;
                 } else {
                     let row = with_event(events, kind, input.cells);
-                    write_rows(&mut out, &[row], &mut s.widths, color, &s.header, events)?;
+                    write_rows(&mut out, vec![row], s, color, events)?;
                 }
             }
             Ev::Lost(_, m) => eprintln!("watch interrupted ({m}); retrying"),
@@ -233,10 +230,22 @@ fn with_event(events: bool, kind: &str, mut cells: Vec<String>) -> Vec<String> {
     cells
 }
 
-fn write_rows(out: &mut impl Write, rows: &[Vec<String>], widths: &mut Vec<usize>, color: bool, header: &[Column], events: bool) -> Result<()> {
-    let paint = paint_fn(color, header);
+fn write_rows(out: &mut impl Write, rows: Vec<Vec<String>>, s: &mut State, color: bool, events: bool) -> Result<()> {
+    if rows.is_empty() {
+        return Ok(());
+    }
+    let mut all = Vec::with_capacity(rows.len() + 1);
+    if !std::mem::replace(&mut s.headed, true) {
+        let mut h: Vec<String> = s.header.iter().map(|c| c.name.clone()).collect();
+        if events {
+            h.insert(0, "EVENT".into());
+        }
+        all.push(h);
+    }
+    all.extend(rows);
+    let paint = paint_fn(color, &s.header);
     let shift = usize::from(events);
-    let text = tabulate(rows, widths, &|_, i, c| if i < shift { c.to_string() } else { paint(i - shift, c) });
+    let text = tabulate(&all, &mut s.widths, &|_, i, c| if i < shift { c.to_string() } else { paint(i - shift, c) });
     out.write_all(text.as_bytes())?;
     Ok(())
 }
