@@ -4,11 +4,13 @@
 //! tables, the same `-o` formats and messages), and adds a live `get -w` view
 //! that redraws one table in place on a terminal.
 //!
-//! The modules: `cli` (flags), `client` (kubeconfig, HTTP helpers, errors),
-//! `discovery` (names to resources), `printers` (tables, json/yaml/name,
-//! jsonpath, custom columns, colour), `model` (the pure live-table model),
-//! `live` (watching and the terminal renderer), `apply` (apply/create/delete),
-//! `verbs` (the remaining commands) and `config` (kubeconfig editing).
+//! The modules: `cli` (flags and dispatch), `client` (kubeconfig, requests,
+//! errors), `discovery` (names to resources), `get` (tables and objects),
+//! `printers` (alignment, json/yaml as kubectl writes them, colour),
+//! `jsonpath` (templates, custom columns, sorting), `model` (the pure
+//! live-table model), `live` (watching and the terminal renderer), `apply`
+//! (apply/create/delete), `verbs` (the remaining commands) and `config`
+//! (kubeconfig editing).
 
 mod apply;
 mod cli;
