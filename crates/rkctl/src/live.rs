@@ -28,7 +28,9 @@ enum Ev {
     Reset(usize, Table),
     Event(usize, &'static str, Row),
     Lost(usize, String),
-    Back(usize),
+    /// Connected again; `true` when the watch had expired and a relist
+    /// was needed, `false` when it resumed where it stopped.
+    Back(usize, bool),
 }
 
 fn event_type(s: &str) -> Option<&'static str> {
@@ -54,7 +56,7 @@ async fn watch_source(ctx: Ctx, i: usize, src: Source, full: bool, chunk: u32, t
         let mut rv = t.rv.clone();
         let _ = tx.send(Ev::Reset(i, t));
         if std::mem::take(&mut lost) {
-            let _ = tx.send(Ev::Back(i));
+            let _ = tx.send(Ev::Back(i, true));
         }
         loop {
             // Servers end watches after a while; we simply resume from `rv`.
@@ -72,7 +74,7 @@ async fn watch_source(ctx: Ctx, i: usize, src: Source, full: bool, chunk: u32, t
             };
             backoff = Duration::from_millis(500);
             if std::mem::take(&mut lost) {
-                let _ = tx.send(Ev::Back(i));
+                let _ = tx.send(Ev::Back(i, false));
             }
             let mut lines = body.lines();
             loop {
@@ -212,7 +214,7 @@ async fn lines(a: &GetArgs, fmt: &str, shapes: Vec<Shape>, color: bool, mut rx: 
                 }
             }
             Ev::Lost(_, m) => eprintln!("watch interrupted ({m}); retrying"),
-            Ev::Back(_) => eprintln!("watch resumed"),
+            Ev::Back(_, relisted) => eprintln!("{}", if relisted { "watch back (relisted)" } else { "watch back (resumed)" }),
         }
         out.flush()?;
     }
@@ -284,7 +286,7 @@ pub fn layout(cols: &[Column], content: &[usize], width: usize) -> (Vec<usize>, 
 
 struct Conn {
     lost: Option<String>,
-    back_at: Option<Instant>,
+    back_at: Option<(Instant, bool)>,
 }
 
 struct Screen {
@@ -363,9 +365,9 @@ impl Screen {
                 }
             }
             Ev::Lost(i, msg) => self.conns[i].lost = Some(msg),
-            Ev::Back(i) => {
+            Ev::Back(i, relisted) => {
                 self.conns[i].lost = None;
-                self.conns[i].back_at = Some(Instant::now());
+                self.conns[i].back_at = Some((Instant::now(), relisted));
             }
         }
     }
@@ -488,11 +490,14 @@ impl Screen {
     fn status_line(&self, rows: usize, width: usize) -> String {
         let kinds: Vec<&str> = self.srcs.iter().map(|s| s.res.plural.as_str()).collect();
         let lost = self.conns.iter().find_map(|c| c.lost.as_deref());
-        let back = self.conns.iter().any(|c| c.back_at.is_some_and(|t| t.elapsed() < Duration::from_secs(5)));
+        let back = self.conns.iter().filter_map(|c| c.back_at).filter(|(t, _)| t.elapsed() < Duration::from_secs(5)).map(|(_, r)| r).max();
         let waiting = self.models.iter().any(Option::is_none);
         let (text, code) = match (lost, back) {
             (Some(m), _) => (format!("✗ connection lost: {m} — retrying"), "\x1b[1;37;41m"),
-            (None, true) => (format!("✓ connection back — watching {} in {}", kinds.join(","), self.scope), "\x1b[1;30;42m"),
+            (None, Some(relisted)) => {
+                let how = if relisted { "relisted, the watch had expired" } else { "resumed where it stopped" };
+                (format!("✓ connection back ({how}) — watching {} in {}", kinds.join(","), self.scope), "\x1b[1;30;42m")
+            }
             _ if waiting => (format!("… listing {} in {}", kinds.join(","), self.scope), "\x1b[7m"),
             _ => (format!("● watching {} in {} — {rows} rows — q to quit", kinds.join(","), self.scope), "\x1b[7m"),
         };
