@@ -2,6 +2,7 @@
 //! client would: time from exec to `/readyz`, idle memory, CRUD throughput and
 //! latency at several concurrencies, and watch fan-out latency. Prints a table
 //! and writes every figure as JSON. Figures come from here, never from tests.
+//! `--pods` measures pods in real containers instead (see `pods.rs`).
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -44,7 +45,19 @@ struct Args {
     /// Replicas of the Deployment in the workload phase.
     #[arg(long, default_value_t = 5000)]
     replicas: usize,
+    /// Instead of the API figures: pods in real containers on the local node
+    /// agent (containerd, runc, CNI), in namespaces of the bench's own.
+    #[arg(long)]
+    pods: bool,
+    /// Pods started one after another in the `--pods` run.
+    #[arg(long, default_value_t = 200)]
+    sequential: usize,
+    /// Where `scripts/images.sh` keeps the test images.
+    #[arg(long, default_value = "target/e2e-images")]
+    images: PathBuf,
 }
+
+mod pods;
 
 type Body = Full<Bytes>;
 
@@ -379,6 +392,10 @@ async fn main() -> Result<()> {
     }
     let bind = args.bind.clone().unwrap();
     let bin = args.server.clone().unwrap_or_else(|| std::env::current_exe().unwrap().with_file_name("rkube"));
+    if args.pods {
+        let out = if args.out == Path::new("bench.json") { PathBuf::from("bench-pods.json") } else { args.out.clone() };
+        return pods::run(&bin, &args.images, &out, args.sequential).await;
+    }
     let dir = tempfile::tempdir()?;
     let mut report = json!({"machine": {"cores": std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0)}});
 

@@ -157,7 +157,8 @@ struct Ctx {
     nodes: Store<Node>,
     pods: Store<Pod>,
     /// Pods bound by this scheduler that the pod store may not show yet.
-    assumed: Mutex<HashMap<String, (String, Requests)>>,
+    /// Entries of pods deleted before the store showed them bound expire.
+    assumed: Mutex<HashMap<String, (String, Requests, std::time::Instant)>>,
     /// Round-robin offset among equally good nodes.
     turn: Mutex<usize>,
     /// Parsed requests per pod uid and allocatable per node version.
@@ -228,7 +229,13 @@ async fn schedule(pod: Arc<Pod>, ctx: Arc<Ctx>) -> Result<Action, kube::Error> {
             let uids: std::collections::HashSet<String> = live.iter().filter_map(|p| p.uid()).collect();
             requests.retain(|u, _| uids.contains(u));
         }
-        for (n, r) in assumed.values() {
+        if !assumed.is_empty() {
+            // A pod bound and deleted before the store saw it bound would
+            // otherwise hold its node's capacity forever.
+            let uids: std::collections::HashSet<String> = live.iter().filter_map(|p| p.uid()).collect();
+            assumed.retain(|u, (_, _, at)| uids.contains(u) || at.elapsed() < Duration::from_secs(5));
+        }
+        for (n, r, _) in assumed.values() {
             let e = used.entry(n.clone()).or_default();
             e.0.cpu += r.cpu;
             e.0.memory += r.memory;
@@ -268,7 +275,7 @@ async fn schedule(pod: Arc<Pod>, ctx: Arc<Ctx>) -> Result<Action, kube::Error> {
             let mut turn = ctx.turn.lock().unwrap();
             *turn = turn.wrapping_add(1);
             let node = ties[*turn % ties.len()].clone();
-            assumed.insert(uid.clone(), (node.clone(), pod_requests(&pod)));
+            assumed.insert(uid.clone(), (node.clone(), pod_requests(&pod), std::time::Instant::now()));
             Ok(node)
         }
     };
