@@ -67,7 +67,10 @@ pub struct Inner {
     /// "host:port" clients reach this server at (for `/api`).
     pub address: String,
     /// Presented to node agents when proxying logs, exec and port-forward.
-    pub node_proxy_token: String,
+    pub node_proxy_token: RwLock<String>,
+    /// Bearer tokens the server accepts, and who presents them (nodes that
+    /// joined with the join token).
+    pub tokens: RwLock<HashMap<String, User>>,
 }
 
 /// The API server as a tower service. Cheap to clone.
@@ -87,7 +90,8 @@ impl ApiServer {
             cache,
             registry: RwLock::new(Arc::new(Registry::builtin())),
             address,
-            node_proxy_token: uuid::Uuid::new_v4().simple().to_string(),
+            node_proxy_token: RwLock::new(uuid::Uuid::new_v4().simple().to_string()),
+            tokens: RwLock::new(HashMap::new()),
         }));
         for ns in ["default", "kube-system", "kube-public", "kube-node-lease"] {
             handler::ensure_namespace(&srv.0, ns).await?;
@@ -98,6 +102,16 @@ impl ApiServer {
 
     pub fn registry(&self) -> Arc<Registry> {
         self.0.registry.read().unwrap().clone()
+    }
+
+    /// Accepts `token` as a bearer token for `user`.
+    pub fn add_token(&self, token: &str, user: User) {
+        self.0.tokens.write().unwrap().insert(token.to_string(), user);
+    }
+
+    /// What the server presents to node agents (every agent must know it).
+    pub fn set_node_proxy_token(&self, token: &str) {
+        *self.0.node_proxy_token.write().unwrap() = token.to_string();
     }
 
     /// This server as seen by an in-process client acting as `user`.
@@ -114,7 +128,10 @@ impl ApiServer {
         let started = Instant::now();
         let method = req.method().clone();
         let path = req.uri().path().to_string();
-        let user = req.extensions().get::<User>().cloned();
+        let user = req.extensions().get::<User>().cloned().or_else(|| {
+            let auth = req.headers().get(http::header::AUTHORIZATION)?.to_str().ok()?;
+            self.0.tokens.read().unwrap().get(auth.strip_prefix("Bearer ")?.trim()).cloned()
+        });
         let resp = match self.route(req, user.as_ref()).await {
             Ok(r) => r,
             Err(e) => error_response(&e),

@@ -84,7 +84,7 @@ pub(crate) async fn get(inner: &Inner, pod: &Value, path: &str, query: &[(&str, 
     tokio::spawn(conn);
     let req = Request::get(uri)
         .header("host", &addr)
-        .header("authorization", format!("Bearer {}", inner.node_proxy_token))
+        .header("authorization", format!("Bearer {}", inner.node_proxy_token.read().unwrap()))
         .body(Empty::<Bytes>::new())
         .map_err(|e| ApiError::bad_request(e.to_string()))?;
     let resp = send.send_request(req).await.map_err(|e| unavailable(e.to_string()))?;
@@ -129,7 +129,7 @@ pub(crate) async fn upgrade<B>(inner: &Inner, pod: &Value, mut req: Request<B>, 
         .method(req.method().clone())
         .uri(uri)
         .header("host", &addr)
-        .header("authorization", format!("Bearer {}", inner.node_proxy_token));
+        .header("authorization", format!("Bearer {}", inner.node_proxy_token.read().unwrap()));
     for (k, v) in req.headers() {
         if is_upgrade_header(k) {
             out = out.header(k, v);

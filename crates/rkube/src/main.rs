@@ -1,6 +1,7 @@
 //! The `rkube` binary: flags, certificates, the admin kubeconfig, and wiring
 //! of the store and the API server. No logic of its own beyond start-up.
 
+mod join;
 mod pki;
 
 use std::net::SocketAddr;
@@ -21,6 +22,23 @@ struct Cli {
 enum Cmd {
     /// Runs a single-node cluster: API server with its embedded store.
     Server(ServerArgs),
+    /// Joins this machine to a cluster as a node that runs pods.
+    Node(JoinArgs),
+}
+
+#[derive(Parser)]
+struct JoinArgs {
+    /// The API server, e.g. https://10.0.0.1:6443.
+    #[arg(long)]
+    server: String,
+    /// The join token `rkube server` printed (also in its data directory).
+    #[arg(long)]
+    token: String,
+    /// Where the agent keeps containerd, volumes and logs.
+    #[arg(long, default_value = ".rkube-node")]
+    data_dir: PathBuf,
+    #[command(flatten)]
+    node: NodeArgs,
 }
 
 #[derive(Parser)]
@@ -75,6 +93,41 @@ struct NodeArgs {
     insecure_registries: Vec<String>,
 }
 
+impl NodeArgs {
+    fn config(&self, dir: PathBuf, proxy_token: String) -> node::Config {
+        node::Config {
+            node_name: self.node_name.clone().unwrap_or_else(host_name),
+            dir,
+            runtime_endpoint: self.container_runtime_endpoint.clone(),
+            pause_image: self.pause_image.clone(),
+            insecure_registries: self.insecure_registries.clone(),
+            pod_cidr: self.pod_cidr.clone(),
+            bridge: self.bridge.clone(),
+            address: self.node_ip,
+            port: self.agent_port,
+            proxy_token,
+        }
+    }
+}
+
+/// `rkube node`: trusts the cluster through the join token, then runs the
+/// agent until SIGINT or SIGTERM.
+async fn join_node(args: JoinArgs) -> Result<()> {
+    let client = join::client(&args.server, &args.token).await?;
+    let (_, secret) = join::parse(&args.token)?;
+    let cfg = args.node.config(args.data_dir, secret);
+    let name = cfg.node_name.clone();
+    let agent = node::Agent::start(client, cfg).await?;
+    println!("node {name} joined {}", args.server);
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = term.recv() => {}
+    }
+    agent.stop().await;
+    Ok(())
+}
+
 fn host_name() -> String {
     std::fs::read_to_string("/proc/sys/kernel/hostname")
         .map(|s| s.trim().to_lowercase())
@@ -92,6 +145,7 @@ fn main() -> Result<()> {
     let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     match cli.cmd {
         Cmd::Server(args) => rt.block_on(server(args)),
+        Cmd::Node(args) => rt.block_on(join_node(args)),
     }
 }
 
@@ -112,26 +166,19 @@ async fn server(args: ServerArgs) -> Result<()> {
     }
     tracing::info!(address = %url, "serving");
     println!("kubeconfig: {}", pki.kubeconfig.display());
-    let token = srv.0.node_proxy_token.clone();
+    let join_token = join::ensure_token(&args.data_dir, &pki.ca_pem)?;
+    let (_, secret) = join::parse(&join_token)?;
+    srv.set_node_proxy_token(&secret);
+    srv.add_token(&secret, apiserver::User::new("system:node:joined", &["system:nodes", "system:masters"]));
     let serving = tokio::spawn(apiserver::server::serve(srv.clone(), listener, tls));
+    join::publish_cluster_info(client("system:apiserver"), &pki.ca_pem, &url).await?;
+    println!("join a node: rkube node --server {url} --token {join_token}");
     // The API serves even when pods cannot run here: a missing containerd
     // is one clear error in the log.
     let agent = if args.node.no_node_agent {
         None
     } else {
-        let n = &args.node;
-        let cfg = node::Config {
-            node_name: n.node_name.clone().unwrap_or_else(host_name),
-            dir: args.data_dir.join("node"),
-            runtime_endpoint: n.container_runtime_endpoint.clone(),
-            pause_image: n.pause_image.clone(),
-            insecure_registries: n.insecure_registries.clone(),
-            pod_cidr: n.pod_cidr.clone(),
-            bridge: n.bridge.clone(),
-            address: n.node_ip,
-            port: n.agent_port,
-            proxy_token: token,
-        };
+        let cfg = args.node.config(args.data_dir.join("node"), secret);
         match node::Agent::start(client("system:node:local"), cfg).await {
             Ok(a) => Some(a),
             Err(e) => {

@@ -310,3 +310,65 @@ spec:
     assert!(took >= Duration::from_secs(2), "the stubborn pod was given its grace period ({took:?})");
     assert_clean(&s);
 }
+
+#[test]
+fn a_second_node_joins_with_the_join_token_and_runs_its_pods() {
+    let s = Server::start_node_agent();
+    let token = std::fs::read_to_string(s.data_dir().join("join-token")).unwrap().trim().to_string();
+    let node2 = s.root.path().join("node2");
+    let join = |token: &str| {
+        let mut c = std::process::Command::new("nsenter");
+        c.args([
+            "-t",
+            &s.server_pid().to_string(),
+            "-n",
+            "-m",
+            "-p",
+            "--",
+            env!("CARGO_BIN_EXE_rkube"),
+            "node",
+            "--server",
+            "https://127.0.0.1:6443",
+            "--token",
+            token,
+        ])
+        .arg("--data-dir")
+        .arg(&node2)
+        .args(["--node-name", "node-2", "--pod-cidr", "10.42.1.0/24", "--bridge", "rkube1", "--agent-port", "10251"])
+        .args(["--pause-image", "127.0.0.1:5000/pause:1", "--insecure-registry", common::REGISTRY]);
+        c
+    };
+    // A wrong token is refused with a clear error, and nothing registers.
+    let (hash, _) = token.rsplit_once('.').unwrap();
+    let out = join(&format!("{hash}.wrong")).output().unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("refused the join token"), "{err}");
+    let out = join("not-a-token").output().unwrap();
+    assert!(String::from_utf8_lossy(&out.stderr).contains("malformed join token"));
+    assert!(s.fails(&["get", "node", "node-2"]).contains("NotFound"));
+
+    let log = std::fs::File::create(s.root.path().join("node2.log")).unwrap();
+    let mut agent = join(&token).stdout(log.try_clone().unwrap()).stderr(log).spawn().unwrap();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let out = s.kubectl(&["get", "node", "node-2", "-o", "jsonpath={.status.conditions[?(@.type==\"Ready\")].status} {.spec.podCIDR}"]);
+        if String::from_utf8_lossy(&out.stdout) == "True 10.42.1.0/24" {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "node-2 not Ready; its log:\n{}",
+            std::fs::read_to_string(s.root.path().join("node2.log")).unwrap_or_default()
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let manifest = format!(
+        "apiVersion: v1\nkind: Pod\nmetadata: {{name: two}}\nspec:\n  nodeName: node-2\n  restartPolicy: Never\n  containers: [{{name: c, image: \"{BUSYBOX}\", command: [sh, -c, 'echo running on node two']}}]\n"
+    );
+    s.ok_stdin(&["apply", "-f", "-"], &manifest);
+    let v = wait_pod(&s, "two", Duration::from_secs(60), "Succeeded on node-2", |v| phase(v) == "Succeeded");
+    assert!(v["status"]["podIP"].as_str().unwrap().starts_with("10.42.1."), "{}", v["status"]);
+    assert_eq!(s.ok(&["logs", "two"]), "running on node two\n");
+    let _ = agent.kill();
+}
