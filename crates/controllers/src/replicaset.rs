@@ -22,7 +22,10 @@ use serde_json::json;
 
 use crate::{Error, Result};
 
-const EXPECTATION_TTL: Duration = Duration::from_secs(5);
+/// Upstream's `ExpectationsTimeout`.
+const EXPECTATION_TTL: Duration = Duration::from_secs(300);
+/// Upstream's `burstReplicas`: at most this many creations per pass.
+const BURST: usize = 500;
 
 struct Ctx {
     client: Client,
@@ -179,19 +182,27 @@ async fn reconcile(rs: Arc<ReplicaSet>, ctx: Arc<Ctx>) -> Result<Action> {
         meta.namespace = Some(ns.clone());
         meta.owner_references = Some(vec![controller_ref(rs.as_ref())]);
         let pod = Pod { metadata: meta, spec: template.spec, status: None };
-        // Created concurrently, as upstream's batches do.
+        // Upstream's slow start: batches of 1, 2, 4, … (at most BURST in a
+        // pass), stopping at the first batch with a failure, so a quota or a
+        // broken template costs one request, not thousands.
         let pp = PostParams::default();
-        let results: Vec<kube::Result<Pod>> =
-            futures::stream::iter(active.len()..want).map(|_| pods.create(&pp, &pod)).buffer_unordered(32).collect().await;
+        let mut left = (want - active.len()).min(BURST);
+        let mut batch = 1;
         let mut created = HashSet::new();
         let mut failed = None;
-        for r in results {
-            match r {
-                Ok(p) => {
-                    created.insert(p.name_any());
+        while left > 0 && failed.is_none() {
+            let n = batch.min(left);
+            let results: Vec<kube::Result<Pod>> = futures::stream::iter(0..n).map(|_| pods.create(&pp, &pod)).buffer_unordered(32).collect().await;
+            for r in results {
+                match r {
+                    Ok(p) => {
+                        created.insert(p.name_any());
+                    }
+                    Err(e) => failed = Some(e),
                 }
-                Err(e) => failed = Some(e),
             }
+            left -= n;
+            batch *= 2;
         }
         if !ctx.pods.is_empty() {
             let mut expected = ctx.expected.lock().unwrap();
