@@ -1413,14 +1413,9 @@ impl Ctx {
                 }
                 m.insert("deletionTimestamp".into(), json!(rfc3339(time::OffsetDateTime::now_utc() + time::Duration::seconds(grace))));
                 m.insert("deletionGracePeriodSeconds".into(), json!(grace));
-                if opts.dry_run {
-                    return Ok(with_rv(new, kv.mod_revision));
-                }
-                match self.inner().store.update(key.to_string(), self.encode_stored(&new)?, kv.mod_revision).await {
-                    Ok(kv) => return Ok(with_rv(new, kv.mod_revision)),
-                    Err(store::Error::Conflict { .. }) => continue,
-                    Err(store::Error::NotFound) => return Err(not_found()),
-                    Err(e) => return Err(store_err(e)),
+                match self.mark_deleting(key, name, new, kv.mod_revision, opts.dry_run).await? {
+                    Some(v) => return Ok(v),
+                    None => continue,
                 }
             }
             let namespace_pending = self.def.group.is_empty() && self.def.kind == "Namespace" && blocking_finalizers(&self.def, &cur);
@@ -1436,14 +1431,9 @@ impl Ctx {
                 if namespace_pending {
                     new["status"]["phase"] = json!("Terminating");
                 }
-                if opts.dry_run {
-                    return Ok(with_rv(new, kv.mod_revision));
-                }
-                match self.inner().store.update(key.to_string(), self.encode_stored(&new)?, kv.mod_revision).await {
-                    Ok(kv) => return Ok(with_rv(new, kv.mod_revision)),
-                    Err(store::Error::Conflict { .. }) => continue,
-                    Err(store::Error::NotFound) => return Err(not_found()),
-                    Err(e) => return Err(store_err(e)),
+                match self.mark_deleting(key, name, new, kv.mod_revision, opts.dry_run).await? {
+                    Some(v) => return Ok(v),
+                    None => continue,
                 }
             }
             if opts.dry_run {
@@ -1457,6 +1447,21 @@ impl Ctx {
             }
         }
         Err(ApiError::internal("too many conflicts"))
+    }
+
+    /// Writes an object marked for deletion (deletionTimestamp, finalizers)
+    /// unless `dry_run`; `None` when a concurrent write won and the caller
+    /// should look again.
+    async fn mark_deleting(&self, key: &str, name: &str, new: Value, rev: Revision, dry_run: bool) -> Result<Option<Value>> {
+        if dry_run {
+            return Ok(Some(with_rv(new, rev)));
+        }
+        match self.inner().store.update(key.to_string(), self.encode_stored(&new)?, rev).await {
+            Ok(kv) => Ok(Some(with_rv(new, kv.mod_revision))),
+            Err(store::Error::Conflict { .. }) => Ok(None),
+            Err(store::Error::NotFound) => Err(ApiError::not_found(&self.def.group, &self.def.plural, name)),
+            Err(e) => Err(store_err(e)),
+        }
     }
 
     /// The grace period a pod deletion gets: the one asked for, else the

@@ -188,10 +188,11 @@ impl Worker {
             self.start_time = Some(pod.status.as_ref().and_then(|s| s.start_time.as_ref()).map(|t| t.0.to_string()).unwrap_or_else(now_rfc3339));
         }
         if self.sandbox.is_none() {
-            if let Err(e) = self.setup(pod).await {
+            if let Err((reason, e)) = self.setup(pod).await {
                 let msg = format!("{e:#}");
+                // Said once per distinct failure, not on every retry.
                 if self.setup_error.as_ref() != Some(&msg) {
-                    self.event(pod, None, "Warning", "FailedMount", msg.clone());
+                    self.event(pod, None, "Warning", reason, msg.clone());
                 }
                 self.setup_error = Some(msg);
                 return Ok(Instant::now() + Duration::from_secs(2));
@@ -255,8 +256,12 @@ impl Worker {
 
     /// Volumes, then the sandbox (adopted when one from an earlier agent
     /// run is still ready).
-    async fn setup(&mut self, pod: &Pod) -> Result<()> {
-        self.volumes = spec::prepare_volumes(&self.ctx.client, &self.ctx.cfg.dir, pod).await?;
+    async fn setup(&mut self, pod: &Pod) -> Result<(), (&'static str, anyhow::Error)> {
+        self.volumes = spec::prepare_volumes(&self.ctx.client, &self.ctx.cfg.dir, pod).await.map_err(|e| ("FailedMount", e))?;
+        self.sandbox(pod).await.map_err(|e| ("FailedCreatePodSandBox", e))
+    }
+
+    async fn sandbox(&mut self, pod: &Pod) -> Result<()> {
         let config = sandbox_config(&self.ctx.cfg, pod);
         let mut rt = self.ctx.cri.rt.clone();
         let filter = api::PodSandboxFilter { label_selector: [(LABEL_POD_UID.to_string(), self.uid.clone())].into(), ..Default::default() };
@@ -272,11 +277,7 @@ impl Worker {
                 let r = rt.run_pod_sandbox(api::RunPodSandboxRequest { config: Some(config), runtime_handler: String::new() }).await;
                 match r {
                     Ok(r) => r.into_inner().pod_sandbox_id,
-                    Err(e) => {
-                        let msg = format!("Failed to create pod sandbox: {}", e.message());
-                        self.event(pod, None, "Warning", "FailedCreatePodSandBox", msg.clone());
-                        return Err(anyhow!(msg));
-                    }
+                    Err(e) => return Err(anyhow!("Failed to create pod sandbox: {}", e.message())),
                 }
             }
         };
@@ -890,8 +891,9 @@ fn sandbox_config(cfg: &crate::agent::Config, pod: &Pod) -> api::PodSandboxConfi
     labels.insert(LABEL_POD_NAME.into(), name.clone());
     labels.insert(LABEL_POD_NAMESPACE.into(), ns.clone());
     let psc = spec.security_context.clone().unwrap_or_default();
+    // A host-network pod shares the node's UTS namespace and keeps its name.
     let hostname = if spec.host_network.unwrap_or(false) {
-        std::fs::read_to_string("/proc/sys/kernel/hostname").map(|s| s.trim().to_string()).unwrap_or_default()
+        String::new()
     } else {
         spec.hostname.clone().unwrap_or_else(|| name.chars().take(63).collect::<String>().trim_end_matches(['-', '.']).to_string())
     };

@@ -372,3 +372,121 @@ fn a_second_node_joins_with_the_join_token_and_runs_its_pods() {
     assert_eq!(s.ok(&["logs", "two"]), "running on node two\n");
     let _ = agent.kill();
 }
+
+#[test]
+fn init_containers_run_first_and_host_ports_and_host_network_work() {
+    let s = Server::start_node_agent();
+    let manifest = format!(
+        r#"apiVersion: v1
+kind: Pod
+metadata: {{name: inits}}
+spec:
+  initContainers:
+  - {{name: first, image: "{BUSYBOX}", command: [sh, -c, "echo one > /work/order"], volumeMounts: [{{name: w, mountPath: /work}}]}}
+  - {{name: second, image: "{BUSYBOX}", command: [sh, -c, "echo two >> /work/order"], volumeMounts: [{{name: w, mountPath: /work}}]}}
+  containers:
+  - name: web
+    image: "{BUSYBOX}"
+    command: [sh, -c, "cp /work/order /var/www/order; exec httpd -f -p 80 -h /var/www"]
+    ports: [{{containerPort: 80, hostPort: 8088}}]
+    volumeMounts: [{{name: w, mountPath: /work}}]
+  volumes: [{{name: w, emptyDir: {{}}}}]
+---
+apiVersion: v1
+kind: Pod
+metadata: {{name: hostnet}}
+spec:
+  hostNetwork: true
+  containers:
+  - {{name: web, image: "{BUSYBOX}", command: [httpd, -f, -p, "127.0.0.1:8099", -h, /var/www]}}
+"#
+    );
+    s.ok_stdin(&["apply", "-f", "-"], &manifest);
+    let v = wait_pod(&s, "inits", Duration::from_secs(60), "Running", |v| phase(v) == "Running" && ready(v));
+    let init = v["status"]["initContainerStatuses"].as_array().unwrap();
+    assert!(init.iter().all(|c| c["state"]["terminated"]["exitCode"] == 0), "{init:?}");
+    // hostPort: the node's address (127.0.0.1 in the test's namespace) forwards to the pod.
+    let curl = |url: &str| s.in_namespaces(&["curl", "-sf", url]);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let order = loop {
+        let out = std::process::Command::new("nsenter")
+            .args(["-t", &s.server_pid().to_string(), "-n", "--", "curl", "-sf", "http://127.0.0.1:8088/order"])
+            .output()
+            .unwrap();
+        if out.status.success() {
+            break String::from_utf8(out.stdout).unwrap();
+        }
+        assert!(Instant::now() < deadline, "hostPort 8088 never answered");
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    assert_eq!(order, "one\ntwo\n", "init containers ran in order");
+    // hostNetwork: the pod's address is the node's and it listens in the node's network.
+    let v = wait_pod(&s, "hostnet", Duration::from_secs(60), "Running", |v| phase(v) == "Running" && ready(v));
+    assert_eq!(v["status"]["podIP"], "127.0.0.1");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while std::process::Command::new("nsenter")
+        .args(["-t", &s.server_pid().to_string(), "-n", "--", "curl", "-sf", "http://127.0.0.1:8099/"])
+        .output()
+        .map(|o| !o.status.success())
+        .unwrap_or(true)
+    {
+        assert!(Instant::now() < deadline, "the host-network pod never answered on the node's loopback");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    assert_eq!(curl("http://127.0.0.1:8099/"), "hello from rkube\n");
+}
+
+#[test]
+fn a_restarted_agent_adopts_running_containers_instead_of_restarting_them() {
+    let s = Server::start_node_agent();
+    s.ok(&["run", "steady", "--image", BUSYBOX, "--", "sleep", "3600"]);
+    let before = wait_pod(&s, "steady", Duration::from_secs(60), "Running", |v| phase(v) == "Running" && ready(v));
+    let id = before["status"]["containerStatuses"][0]["containerID"].clone();
+    // Stop the server (and with it the agent and containerd) gracefully;
+    // the container keeps running under its shim.
+    let init = s.server_pid();
+    let pgrep = std::process::Command::new("pgrep").args(["-P", &init.to_string(), "-f", "rkube server"]).output().unwrap();
+    let rkube: u32 = String::from_utf8_lossy(&pgrep.stdout).trim().parse().expect("the rkube process");
+    assert!(std::process::Command::new("kill").args(["-TERM", &rkube.to_string()]).status().unwrap().success());
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while std::path::Path::new(&format!("/proc/{rkube}")).exists()
+        && std::fs::read_to_string(format!("/proc/{rkube}/stat")).is_ok_and(|st| !st.contains(") Z "))
+    {
+        assert!(Instant::now() < deadline, "rkube did not stop on SIGTERM");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert_eq!(s.in_namespaces(&["ps", "-eo", "args"]).lines().filter(|l| l.trim() == "sleep 3600").count(), 1, "the container survived");
+    // Start it again in the same namespaces, on the same data directory.
+    let log = std::fs::OpenOptions::new().append(true).open(s.log_path()).unwrap();
+    let _again = std::process::Command::new("nsenter")
+        .args(["-t", &init.to_string(), "-n", "-m", "-p", "--", env!("CARGO_BIN_EXE_rkube"), "server", "--data-dir"])
+        .arg(s.data_dir())
+        .args([
+            "--bind",
+            "127.0.0.1:6443",
+            "--pause-image",
+            "127.0.0.1:5000/pause:1",
+            "--insecure-registry",
+            common::REGISTRY,
+            "--node-name",
+            "node-1",
+        ])
+        .stdout(log.try_clone().unwrap())
+        .stderr(log)
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !s.kubectl(&["get", "--raw", "/readyz"]).status.success() {
+        assert!(Instant::now() < deadline, "the restarted server never became ready:\n{}", s.log());
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    // Labels let the new agent find the sandbox and container again: same
+    // container, no restart, still Ready; and it still manages the pod.
+    std::thread::sleep(Duration::from_secs(3));
+    let after = wait_pod(&s, "steady", Duration::from_secs(30), "Ready", ready);
+    assert_eq!(after["status"]["containerStatuses"][0]["containerID"], id, "{}", after["status"]);
+    assert_eq!(after["status"]["containerStatuses"][0]["restartCount"], 0);
+    assert_eq!(s.in_namespaces(&["ps", "-eo", "args"]).lines().filter(|l| l.trim() == "sleep 3600").count(), 1);
+    s.ok(&["delete", "pod", "steady", "--grace-period=1"]);
+    assert_clean(&s);
+}
