@@ -72,7 +72,9 @@ pub struct Options {
     /// at least one interval to resume a watch or finish a paged list.
     pub compaction_interval: Option<Duration>,
     /// Events buffered per watcher; a watcher that falls this far behind is ended
-    /// with an error instead of making the writer wait or memory grow.
+    /// with an error instead of making the writer wait or memory grow. Several
+    /// times `max_batch`, so one full group commit never ends a watcher that
+    /// keeps up (the events share the written bytes, so this costs little).
     pub watch_buffer: usize,
     /// Most write requests applied in one transaction.
     pub max_batch: usize,
@@ -85,7 +87,7 @@ pub struct Options {
 
 impl Default for Options {
     fn default() -> Self {
-        Self { compaction_interval: Some(Duration::from_secs(60)), watch_buffer: 1024, max_batch: 4096, compaction_chunk: 10_000, cache_size: None }
+        Self { compaction_interval: Some(Duration::from_secs(60)), watch_buffer: 16_384, max_batch: 4096, compaction_chunk: 10_000, cache_size: None }
     }
 }
 
