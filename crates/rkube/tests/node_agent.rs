@@ -234,7 +234,14 @@ spec:
         assert_eq!(String::from_utf8_lossy(&out.stdout), "out\n", "{kubectl}");
         assert!(String::from_utf8_lossy(&out.stderr).contains("err"), "{kubectl}");
     }
+    // kubectl 1.32 gets WebSocket (v5) when there is no stdin…
+    let out = s.kubectl(&["-v=6", "exec", "web", "-c", "httpd", "--", "echo", "over websocket"]);
+    assert!(out.status.success());
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "over websocket\n");
+    assert!(String::from_utf8_lossy(&out.stderr).contains("The subprotocol is v5.channel.k8s.io"), "{}", String::from_utf8_lossy(&out.stderr));
+    // …and SPDY with stdin, where closing stdin must reach the process.
     assert_eq!(s.ok_stdin(&["exec", "-i", "web", "-c", "httpd", "--", "sh", "-c", "read x; echo got $x"], "hello\n"), "got hello\n");
+    assert_eq!(s.ok_stdin(&["exec", "-i", "web", "-c", "httpd", "--", "cat"], "to the end\n"), "to the end\n");
     let err = s.fails(&["exec", "web", "-c", "nope", "--", "true"]);
     assert!(err.contains("container nope is not valid for pod web"), "{err}");
 
