@@ -502,11 +502,8 @@ impl Ctx {
                 format!("/{sub}/{ns}/{name}/{container}")
             }
         };
-        if pod.pointer("/status/phase").and_then(Value::as_str).is_some_and(|p| p == "Succeeded" || p == "Failed") {
-            return Err(ApiError::bad_request(
-                "cannot exec into a container in a completed pod; current phase is ".to_string()
-                    + pod.pointer("/status/phase").and_then(Value::as_str).unwrap_or(""),
-            ));
+        if let Some(phase) = pod.pointer("/status/phase").and_then(Value::as_str).filter(|p| *p == "Succeeded" || *p == "Failed") {
+            return Err(ApiError::bad_request(format!("cannot exec into a container in a completed pod; current phase is {phase}")));
         }
         crate::nodeproxy::upgrade(self.inner(), &pod, req, &path).await
     }
@@ -514,16 +511,11 @@ impl Ctx {
     /// pods/log: served by the node agent running the pod.
     async fn pod_log(&self, pod: &Value) -> Result<Response<ResBody>> {
         let container = crate::nodeproxy::container_for(pod, self.query.get("container").map(String::as_str))?;
-        for (k, kind) in [("tailLines", "tailLines"), ("sinceSeconds", "sinceSeconds"), ("limitBytes", "limitBytes")] {
-            if let Some(v) = self.query.get(k) {
-                if v.parse::<i64>().map_or(true, |n| n < 0 || (n == 0 && k != "tailLines")) {
-                    return Err(ApiError::invalid(
-                        "",
-                        "PodLogOptions",
-                        "",
-                        vec![api::status::invalid_value(kind, &json!(v), "must be greater than 0")],
-                    ));
-                }
+        for k in ["tailLines", "sinceSeconds", "limitBytes"] {
+            if let Some(v) = self.query.get(k)
+                && v.parse::<i64>().map_or(true, |n| n < 0 || (n == 0 && k != "tailLines"))
+            {
+                return Err(ApiError::invalid("", "PodLogOptions", "", vec![api::status::invalid_value(k, &json!(v), "must be greater than 0")]));
             }
         }
         let pass = ["follow", "previous", "timestamps", "tailLines", "sinceSeconds", "sinceTime", "limitBytes"];
@@ -1403,7 +1395,7 @@ impl Ctx {
             // grace period and its node agent deletes it (with grace 0)
             // once its containers have stopped. A shorter grace period
             // shortens a pending deletion; it never lengthens.
-            if let Some(grace) = self.pod_grace(&cur, opts).filter(|g| *g > 0) {
+            if let Some(grace) = schema::hooks::deletion_grace(&self.def, &cur, opts.grace_period_seconds).filter(|g| *g > 0) {
                 let current = m.get("deletionGracePeriodSeconds").and_then(Value::as_i64);
                 if already && current.is_some_and(|c| c <= grace) {
                     return Ok(with_rv(cur, kv.mod_revision));
@@ -1462,21 +1454,6 @@ impl Ctx {
             Err(store::Error::NotFound) => Err(ApiError::not_found(&self.def.group, &self.def.plural, name)),
             Err(e) => Err(store_err(e)),
         }
-    }
-
-    /// The grace period a pod deletion gets: the one asked for, else the
-    /// pod's own; zero for pods no node runs (unbound or finished).
-    fn pod_grace(&self, pod: &Value, opts: &DeleteOptions) -> Option<i64> {
-        if self.def.kind != "Pod" || !self.def.group.is_empty() {
-            return None;
-        }
-        let bound = pod.pointer("/spec/nodeName").and_then(Value::as_str).is_some_and(|n| !n.is_empty());
-        let done = pod.pointer("/status/phase").and_then(Value::as_str).is_some_and(|p| p == "Succeeded" || p == "Failed");
-        if !bound || done {
-            return Some(0);
-        }
-        let own = pod.pointer("/spec/terminationGracePeriodSeconds").and_then(Value::as_i64).unwrap_or(30);
-        Some(opts.grace_period_seconds.unwrap_or(own).max(0))
     }
 
     async fn delete_collection(&self, opts: DeleteOptions) -> Result<Response<ResBody>> {

@@ -73,21 +73,28 @@ fn agent_address(inner: &Inner, pod: &Value) -> Result<String> {
     }
 }
 
+/// Sends one request to the agent at `addr` on a fresh connection that can
+/// be upgraded.
+async fn send(addr: &str, req: Request<Empty<Bytes>>) -> Result<Response<hyper::body::Incoming>> {
+    let unavailable = |e: String| ApiError::new(503, "ServiceUnavailable", format!("error reaching the node agent at {addr}: {e}"), None);
+    let sock = tokio::net::TcpStream::connect(addr).await.map_err(|e| unavailable(e.to_string()))?;
+    let (mut sender, conn) =
+        hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(sock)).await.map_err(|e| unavailable(e.to_string()))?;
+    tokio::spawn(conn.with_upgrades());
+    sender.send_request(req).await.map_err(|e| unavailable(e.to_string()))
+}
+
 /// GET `path?query` on the pod's agent; the answer streams back as is.
 pub(crate) async fn get(inner: &Inner, pod: &Value, path: &str, query: &[(&str, String)]) -> Result<Response<ResBody>> {
     let addr = agent_address(inner, pod)?;
     let qs: Vec<String> = query.iter().map(|(k, v)| format!("{k}={}", encode_component(v))).collect();
     let uri = if qs.is_empty() { path.to_string() } else { format!("{path}?{}", qs.join("&")) };
-    let unavailable = |e: String| ApiError::new(503, "ServiceUnavailable", format!("error reaching the node agent at {addr}: {e}"), None);
-    let sock = tokio::net::TcpStream::connect(&addr).await.map_err(|e| unavailable(e.to_string()))?;
-    let (mut send, conn) = hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(sock)).await.map_err(|e| unavailable(e.to_string()))?;
-    tokio::spawn(conn);
     let req = Request::get(uri)
         .header("host", &addr)
         .header("authorization", format!("Bearer {}", inner.node_proxy_token.read().unwrap()))
         .body(Empty::<Bytes>::new())
         .map_err(|e| ApiError::bad_request(e.to_string()))?;
-    let resp = send.send_request(req).await.map_err(|e| unavailable(e.to_string()))?;
+    let resp = send(&addr, req).await?;
     let status = resp.status();
     if !status.is_success() {
         let body = resp.into_body().collect().await.map(|b| b.to_bytes()).unwrap_or_default();
@@ -120,7 +127,6 @@ fn is_upgrade_header(name: &http::HeaderName) -> bool {
 /// a Status, so clients fall back from WebSocket to SPDY as upstream.
 pub(crate) async fn upgrade<B>(inner: &Inner, pod: &Value, mut req: Request<B>, path: &str) -> Result<Response<ResBody>> {
     let addr = agent_address(inner, pod)?;
-    let unavailable = |e: String| ApiError::new(503, "ServiceUnavailable", format!("error reaching the node agent at {addr}: {e}"), None);
     let uri = match req.uri().query() {
         Some(q) => format!("{path}?{q}"),
         None => path.to_string(),
@@ -136,10 +142,7 @@ pub(crate) async fn upgrade<B>(inner: &Inner, pod: &Value, mut req: Request<B>, 
         }
     }
     let out = out.body(Empty::<Bytes>::new()).map_err(|e| ApiError::bad_request(e.to_string()))?;
-    let sock = tokio::net::TcpStream::connect(&addr).await.map_err(|e| unavailable(e.to_string()))?;
-    let (mut send, conn) = hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(sock)).await.map_err(|e| unavailable(e.to_string()))?;
-    tokio::spawn(conn.with_upgrades());
-    let mut resp = send.send_request(out).await.map_err(|e| unavailable(e.to_string()))?;
+    let mut resp = send(&addr, out).await?;
     if resp.status() != StatusCode::SWITCHING_PROTOCOLS {
         let status = resp.status();
         let body = resp.into_body().collect().await.map(|b| b.to_bytes()).unwrap_or_default();

@@ -121,13 +121,6 @@ fn cni_conflist(cfg: &Config) -> String {
     .to_string()
 }
 
-fn meminfo_total_kib() -> u64 {
-    std::fs::read_to_string("/proc/meminfo")
-        .ok()
-        .and_then(|s| s.lines().find(|l| l.starts_with("MemTotal:")).and_then(|l| l.split_whitespace().nth(1)?.parse().ok()))
-        .unwrap_or(0)
-}
-
 fn read_trim(path: &str) -> String {
     std::fs::read_to_string(path).map(|s| s.trim().to_string()).unwrap_or_default()
 }
@@ -145,7 +138,8 @@ async fn register(client: &Client, cfg: &Config, runtime: &str) -> Result<()> {
     });
     nodes.patch(name, &pp, &Patch::Apply(&node)).await.context("registering the node")?;
     let cpus = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
-    let resources = json!({"cpu": cpus.to_string(), "memory": format!("{}Ki", meminfo_total_kib()), "pods": "110", "ephemeral-storage": "100Gi"});
+    let resources =
+        json!({"cpu": cpus.to_string(), "memory": format!("{}Ki", crate::agent_memory_bytes() / 1024), "pods": "110", "ephemeral-storage": "100Gi"});
     let t = k8s_openapi::jiff::Timestamp::now().to_string();
     let cond = |type_: &str, status: &str, reason: &str, message: &str| json!({"type": type_, "status": status, "reason": reason, "message": message, "lastHeartbeatTime": t, "lastTransitionTime": t});
     let uname = |f: &str| read_trim(&format!("/proc/sys/kernel/{f}"));

@@ -17,7 +17,8 @@ mod spec;
 pub use agent::{Agent, Config};
 pub use fake::{FakeNodes, node_name};
 
-/// The machine's memory, for limits a container does not set.
+/// The machine's memory: the node's capacity, and the limit of containers
+/// that set none.
 pub(crate) fn agent_memory_bytes() -> u64 {
     std::fs::read_to_string("/proc/meminfo")
         .ok()

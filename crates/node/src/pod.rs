@@ -823,9 +823,6 @@ impl Worker {
         } else if let Some(ip) = &old.pod_ip {
             status["podIP"] = json!(ip);
         }
-        if old.qos_class.is_none() {
-            status["qosClass"] = json!(qos_class(&spec.containers));
-        }
         if let Some(e) = &self.setup_error {
             status["message"] = json!(e);
         }
@@ -835,32 +832,6 @@ impl Worker {
 
 fn host_network(pod: &Pod) -> bool {
     pod.spec.as_ref().and_then(|s| s.host_network).unwrap_or(false)
-}
-
-/// Guaranteed when every container's limits equal its requests for cpu and
-/// memory, BestEffort when none sets any, Burstable otherwise.
-pub fn qos_class(containers: &[Container]) -> &'static str {
-    let mut any = false;
-    let mut guaranteed = true;
-    for c in containers {
-        let r = c.resources.clone().unwrap_or_default();
-        let limits = r.limits.unwrap_or_default();
-        let requests = r.requests.unwrap_or_default();
-        any |= !limits.is_empty() || !requests.is_empty();
-        for k in ["cpu", "memory"] {
-            match (limits.get(k), requests.get(k).or(limits.get(k))) {
-                (Some(l), Some(q)) if l == q => {}
-                _ => guaranteed = false,
-            }
-        }
-    }
-    if !any {
-        "BestEffort"
-    } else if guaranteed {
-        "Guaranteed"
-    } else {
-        "Burstable"
-    }
 }
 
 /// The sandbox for a pod: identity, hostname, logs, host ports, namespaces.

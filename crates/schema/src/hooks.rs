@@ -338,6 +338,23 @@ pub fn deletion_finalizer(def: &ResourceDef) -> Option<&'static str> {
     (def.group == "apiextensions.k8s.io" && def.kind == "CustomResourceDefinition").then_some(CRD_CLEANUP)
 }
 
+/// The grace period a deletion gets (upstream's pod strategy; `None` for
+/// kinds deleted at once): the one asked for, else the pod's own
+/// `terminationGracePeriodSeconds` (default 30); zero for pods no node
+/// runs (unbound or finished).
+pub fn deletion_grace(def: &ResourceDef, obj: &Value, requested: Option<i64>) -> Option<i64> {
+    if def.kind != "Pod" || !def.group.is_empty() {
+        return None;
+    }
+    let bound = obj.pointer("/spec/nodeName").and_then(Value::as_str).is_some_and(|n| !n.is_empty());
+    let done = obj.pointer("/status/phase").and_then(Value::as_str).is_some_and(|p| p == "Succeeded" || p == "Failed");
+    if !bound || done {
+        return Some(0);
+    }
+    let own = obj.pointer("/spec/terminationGracePeriodSeconds").and_then(Value::as_i64).unwrap_or(30);
+    Some(requested.unwrap_or(own).max(0))
+}
+
 pub const CRD_CLEANUP: &str = "customresourcecleanup.apiextensions.k8s.io";
 
 /// Upstream's QoS classification: Guaranteed when every container has equal
