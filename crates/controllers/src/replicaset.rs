@@ -37,14 +37,41 @@ struct Ctx {
     /// double creation.
     /// An expectation older than `EXPECTATION_TTL` is dropped (the pod may
     /// have come and gone unseen), as upstream's expire.
-    expected: std::sync::Mutex<HashMap<String, (std::time::Instant, HashSet<String>)>>,
+    expected: Arc<Expected>,
+}
+
+type Expected = std::sync::Mutex<HashMap<String, (std::time::Instant, HashSet<String>)>>;
+
+/// Marks pods as seen by the watch, as upstream's informer handlers do: a
+/// pod created and deleted between two looks at the store still counts.
+fn observe(expected: &Expected, ev: &watcher::Event<Pod>) {
+    let (pod, gone) = match ev {
+        watcher::Event::Apply(p) | watcher::Event::InitApply(p) => (p, p.metadata.deletion_timestamp.is_some()),
+        watcher::Event::Delete(p) => (p, true),
+        _ => return,
+    };
+    let Some(owner) = pod.owner_references().iter().find(|o| o.controller == Some(true)).map(|o| o.uid.clone()) else { return };
+    if let Some((_, names)) = expected.lock().unwrap().get_mut(&owner) {
+        let name = pod.name_any();
+        if gone {
+            names.remove(&format!("-{name}"));
+        }
+        names.remove(&name);
+    }
 }
 
 pub async fn run(client: Client) {
     let rs: Api<ReplicaSet> = Api::all(client.clone());
     let pods: Api<Pod> = Api::all(client.clone());
     let (store, writer) = reflector::store();
-    tokio::spawn(watcher(pods.clone(), watcher::Config::default()).default_backoff().reflect(writer).for_each(|_| async {}));
+    let expected: Arc<Expected> = Default::default();
+    let seen = expected.clone();
+    tokio::spawn(watcher(pods.clone(), watcher::Config::default()).default_backoff().reflect(writer).for_each(move |ev| {
+        if let Ok(ev) = ev {
+            observe(&seen, &ev);
+        }
+        async {}
+    }));
     Controller::new(rs, watcher::Config::default())
         .owns(pods, watcher::Config::default())
         .run(
@@ -53,7 +80,7 @@ pub async fn run(client: Client) {
                 tracing::warn!("replicaset: {e}");
                 Action::requeue(Duration::from_secs(1))
             },
-            Arc::new(Ctx { client, pods: store, expected: Default::default() }),
+            Arc::new(Ctx { client, pods: store, expected }),
         )
         .for_each(|_| async {})
         .await;
