@@ -11,7 +11,8 @@ into the OpenAPI v2 shape upstream's API server serves:
     `format: int-or-string`), as upstream's swagger has them;
   - `$ref`s point at `#/definitions/NAME`;
   - the apiVersion/kind enums the converter added are dropped;
-  - alpha and beta types (not served by default) are left out.
+  - alpha and beta types (not served by default) are left out, except those
+    a GA type refers to (a GA field may use an alpha enum type).
 
 To refresh for a new Kubernetes release, change VALIDATE and VERSION below and
 run from the repository root: python3 scripts/gen-openapi.py
@@ -69,11 +70,32 @@ def convert(s, in_properties=False):
     return out
 
 
+def refs(s, found):
+    if isinstance(s, dict):
+        for k, v in s.items():
+            if k == "$ref" and isinstance(v, str):
+                found.add(v.rsplit("/", 1)[-1])
+            else:
+                refs(v, found)
+    elif isinstance(s, list):
+        for x in s:
+            refs(x, found)
+
+
 def main():
     defs = fetch()
+    keep = {n for n in defs if not PRERELEASE.search(n)}
+    stack = list(keep)
+    while stack:
+        found = set()
+        refs(defs[stack.pop()], found)
+        for n in found - keep:
+            if n in defs:
+                keep.add(n)
+                stack.append(n)
     out = {}
     for name, schema in sorted(defs.items()):
-        if PRERELEASE.search(name):
+        if name not in keep:
             continue
         s = convert(schema)
         if name.endswith("util.intstr.IntOrString"):

@@ -769,6 +769,7 @@ impl Ctx {
             "" => {}
             "binding" => return self.bind(content_type, &body).await,
             "eviction" => return self.evict().await,
+            "token" => return self.token_request(content_type, &body),
             _ => return Err(ApiError::method_not_supported(&self.def.group, &self.def.plural, "create")),
         }
         let mut obj = decode_body_tracking(content_type, &body, Some(&self.duplicates))?;
@@ -829,6 +830,9 @@ impl Ctx {
         m.insert("creationTimestamp".into(), json!(now()));
         if !self.apply {
             m.remove("managedFields");
+        }
+        if self.def.kind == "Pod" && self.def.group.is_empty() {
+            self.admit_service_account(&mut obj).await?;
         }
         schema::hooks::apply_defaults(&self.def, &mut obj);
         schema::hooks::prepare_create(&self.def, &mut obj);
@@ -1550,6 +1554,145 @@ impl Ctx {
         Ok(output::value_response(StatusCode::CREATED, &api::status_success(None)))
     }
 
+    /// ServiceAccount admission: the pod's account must exist (a new
+    /// namespace's `default` one is waited for briefly, as the controller
+    /// makes it within moments), and its token volume is mounted.
+    async fn admit_service_account(&self, pod: &mut Value) -> Result<()> {
+        if pod.pointer("/metadata/annotations/kubernetes.io~1config.mirror").is_some() {
+            return Ok(());
+        }
+        let Some(spec) = pod.get_mut("spec").and_then(Value::as_object_mut) else { return Ok(()) };
+        let account = [spec.get("serviceAccountName"), spec.get("serviceAccount")]
+            .into_iter()
+            .flatten()
+            .filter_map(Value::as_str)
+            .find(|n| !n.is_empty())
+            .unwrap_or("default")
+            .to_string();
+        spec.insert("serviceAccountName".into(), json!(account));
+        spec.insert("serviceAccount".into(), json!(account));
+        let ns = &self.info.namespace;
+        let cache = self.inner().cache.resource("serviceaccounts");
+        let key = format!("/registry/serviceaccounts/{ns}/{account}");
+        let mut sa = cache.get(&key);
+        for _ in 0..40 {
+            if sa.is_some() || account != "default" {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            sa = cache.get(&key);
+        }
+        let Some(sa) = sa else {
+            let reason = format!("error looking up service account {ns}/{account}: serviceaccount \"{account}\" not found");
+            return Err(ApiError::forbidden("", "pods", meta_str(pod, "name"), &reason));
+        };
+        crate::tokens::mount_service_account(pod, &sa.value(), &random_suffix());
+        Ok(())
+    }
+
+    /// serviceaccounts/token: a signed token for the account, optionally
+    /// bound to a pod, secret or node, valid for `expirationSeconds`.
+    fn token_request(&self, content_type: &str, body: &[u8]) -> Result<Response<ResBody>> {
+        use crate::tokens::{Claims, DEFAULT_EXPIRATION, ISSUER, MIN_EXPIRATION};
+        let mut tr = decode_body(content_type, body)?;
+        self.check_type(&mut tr)?;
+        let (ns, name) = (self.info.namespace.clone(), self.info.name.clone());
+        let sa = self.inner().cache.resource("serviceaccounts").get(&self.key()).ok_or_else(|| ApiError::not_found("", "serviceaccounts", &name))?;
+        let account_uid = meta_str(&sa.value(), "uid").to_string();
+        let spec = tr.get("spec").cloned().unwrap_or_else(|| json!({}));
+        let exp = spec.get("expirationSeconds").and_then(Value::as_i64).unwrap_or(DEFAULT_EXPIRATION);
+        let mut causes = Vec::new();
+        if exp < MIN_EXPIRATION {
+            causes.push(api::status::invalid_value("spec.expirationSeconds", &json!(exp), "may not specify a duration less than 10 minutes"));
+        } else if exp > 1 << 32 {
+            causes.push(api::status::invalid_value("spec.expirationSeconds", &json!(exp), "may not specify a duration larger than 2^32 seconds"));
+        }
+        let mut bound = None;
+        if let Some(r) = spec.get("boundObjectRef").filter(|r| r.is_object()) {
+            let s = |k: &str| r.get(k).and_then(Value::as_str).unwrap_or("").to_string();
+            let (kind, bname, buid) = (s("kind"), s("name"), s("uid"));
+            let resource = match kind.as_str() {
+                "Pod" => Some(("pods", format!("/registry/pods/{ns}/{bname}"))),
+                "Secret" => Some(("secrets", format!("/registry/secrets/{ns}/{bname}"))),
+                "Node" => Some(("nodes", format!("/registry/nodes/{bname}"))),
+                _ => {
+                    causes.push(api::status::not_supported("spec.boundObjectRef.kind", &json!(kind), &["Pod", "Secret", "Node"]));
+                    None
+                }
+            };
+            if !matches!(s("apiVersion").as_str(), "v1" | "") {
+                causes.push(api::status::not_supported("spec.boundObjectRef.apiVersion", &json!(s("apiVersion")), &["v1"]));
+            }
+            if causes.is_empty()
+                && let Some((resource, key)) = resource
+            {
+                let obj = self.inner().cache.resource(resource).get(&key).ok_or_else(|| ApiError::not_found("", resource, &bname))?;
+                let uid = meta_str(&obj.value(), "uid").to_string();
+                if !buid.is_empty() && buid != uid {
+                    let msg = format!(
+                        "the UID in the bound object reference ({buid}) does not match the UID in record. The object might have been deleted and then recreated"
+                    );
+                    return Err(ApiError::conflict("", resource, &bname, &msg));
+                }
+                bound = Some((kind, bname, uid));
+            }
+        }
+        if !causes.is_empty() {
+            return Err(ApiError::invalid("authentication.k8s.io", "TokenRequest", &name, causes));
+        }
+        let audiences: Vec<String> = spec.get("audiences").and_then(Value::as_array).into_iter().flatten().filter_map(Value::as_str).map(str::to_string).collect();
+        let audiences = if audiences.is_empty() { vec![ISSUER.to_string()] } else { audiences };
+        let expires = time::OffsetDateTime::now_utc() + time::Duration::seconds(exp);
+        let claims = Claims {
+            namespace: ns.clone(),
+            account: name.clone(),
+            account_uid,
+            bound,
+            audiences: audiences.clone(),
+            jti: uuid::Uuid::new_v4().to_string(),
+            exp: expires.unix_timestamp(),
+        };
+        let token = if self.dry_run() { String::new() } else { self.inner().signer.read().unwrap().sign(&claims) };
+        let m = meta_mut(&mut tr);
+        m.insert("name".into(), json!(name));
+        m.insert("namespace".into(), json!(ns));
+        m.insert("creationTimestamp".into(), json!(now()));
+        tr["spec"] = spec;
+        tr["spec"]["audiences"] = json!(audiences);
+        tr["spec"]["expirationSeconds"] = json!(exp);
+        if tr["spec"].get("boundObjectRef").is_none() {
+            tr["spec"]["boundObjectRef"] = Value::Null;
+        }
+        let expiration = expires.replace_nanosecond(0).unwrap_or(expires).format(&time::format_description::well_known::Rfc3339).unwrap_or_default();
+        tr["status"] = json!({"token": token, "expirationTimestamp": expiration});
+        self.value_response(StatusCode::CREATED, &tr)
+    }
+
+    /// TokenReview: who a bearer token belongs to, for the audiences asked.
+    fn token_review(&self, review: &Value) -> Value {
+        use crate::tokens::ISSUER;
+        let token = review.pointer("/spec/token").and_then(Value::as_str).unwrap_or("");
+        let asked: Vec<String> =
+            review.pointer("/spec/audiences").and_then(Value::as_array).into_iter().flatten().filter_map(Value::as_str).map(str::to_string).collect();
+        let audiences = if asked.is_empty() { vec![ISSUER.to_string()] } else { asked };
+        let user_json = |u: &User, uid: &str, extra: Value| json!({"username": u.name, "uid": uid, "groups": u.groups, "extra": extra});
+        if let Some(u) = self.inner().tokens.read().unwrap().get(token) {
+            return json!({"authenticated": true, "user": user_json(u, "", json!({})), "audiences": [ISSUER]});
+        }
+        match self.srv.validate_token(token, &audiences) {
+            Ok(c) => {
+                let mut extra = json!({"authentication.kubernetes.io/credential-id": [format!("JTI={}", c.jti)]});
+                if let Some((_, name, uid)) = c.bound.as_ref().filter(|b| b.0 == "Pod") {
+                    extra["authentication.kubernetes.io/pod-name"] = json!([name]);
+                    extra["authentication.kubernetes.io/pod-uid"] = json!([uid]);
+                }
+                let matched: Vec<&String> = audiences.iter().filter(|a| c.audiences.contains(a)).collect();
+                json!({"authenticated": true, "user": user_json(&c.user(), &c.account_uid, extra), "audiences": matched})
+            }
+            Err(e) => json!({"user": {}, "error": format!("[invalid bearer token, {e}]")}),
+        }
+    }
+
     /// Create-only review resources answer with a computed status and store nothing.
     fn review(&self, mut obj: Value) -> Result<Response<ResBody>> {
         let groups: Vec<Value> = self.user.groups.iter().map(|g| json!(g)).collect();
@@ -1564,7 +1707,7 @@ impl Ctx {
                 "nonResourceRules": [{"verbs": ["*"], "nonResourceURLs": ["*"]}],
                 "incomplete": false,
             }),
-            "TokenReview" => json!({"authenticated": false, "user": {}, "error": "token authentication is not configured"}),
+            "TokenReview" => self.token_review(&obj),
             _ => json!({}),
         };
         obj["status"] = status;

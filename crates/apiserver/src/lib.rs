@@ -16,6 +16,7 @@ pub mod openapi;
 pub mod output;
 pub mod request;
 pub mod server;
+pub mod tokens;
 
 use std::collections::HashMap;
 use std::convert::Infallible;
@@ -71,6 +72,8 @@ pub struct Inner {
     /// Bearer tokens the server accepts, and who presents them (nodes that
     /// joined with the join token).
     pub tokens: RwLock<HashMap<String, User>>,
+    /// Signs and checks service account tokens (TokenRequest).
+    pub signer: RwLock<Arc<tokens::Signer>>,
 }
 
 /// The API server as a tower service. Cheap to clone.
@@ -92,6 +95,8 @@ impl ApiServer {
             address,
             node_proxy_token: RwLock::new(uuid::Uuid::new_v4().simple().to_string()),
             tokens: RwLock::new(HashMap::new()),
+            // A key for this run; `set_service_account_key` keeps tokens valid across restarts.
+            signer: RwLock::new(Arc::new(tokens::Signer::new(&tokens::generate_key())?)),
         }));
         for ns in ["default", "kube-system", "kube-public", "kube-node-lease"] {
             handler::ensure_namespace(&srv.0, ns).await?;
@@ -107,6 +112,42 @@ impl ApiServer {
     /// Accepts `token` as a bearer token for `user`.
     pub fn add_token(&self, token: &str, user: User) {
         self.0.tokens.write().unwrap().insert(token.to_string(), user);
+    }
+
+    /// Signs service account tokens with `pkcs8` (a P-256 key) from now on.
+    pub fn set_service_account_key(&self, pkcs8: &[u8]) -> Result<(), String> {
+        *self.0.signer.write().unwrap() = Arc::new(tokens::Signer::new(pkcs8)?);
+        Ok(())
+    }
+
+    /// The service account behind a token this server signed, while its
+    /// account (and the object it is bound to) still exist with the same uid.
+    pub fn validate_token(&self, token: &str, audiences: &[String]) -> Result<tokens::Claims, String> {
+        let signer = self.0.signer.read().unwrap().clone();
+        let c = signer.verify(token, audiences)?;
+        let uid_of = |resource: &str, ns: &str, name: &str| {
+            let key = if ns.is_empty() { format!("/registry/{resource}/{name}") } else { format!("/registry/{resource}/{ns}/{name}") };
+            let obj = self.0.cache.resource(resource).get(&key)?.value();
+            obj.pointer("/metadata/uid").and_then(|u| u.as_str()).map(str::to_string)
+        };
+        match uid_of("serviceaccounts", &c.namespace, &c.account) {
+            Some(uid) if uid == c.account_uid => {}
+            Some(_) => return Err(format!("service account UID ({}) does not match claim", c.account_uid)),
+            None => return Err(format!("serviceaccounts \"{}\" not found", c.account)),
+        }
+        if let Some((kind, name, uid)) = &c.bound {
+            let (resource, ns) = match kind.as_str() {
+                "Pod" => ("pods", c.namespace.as_str()),
+                "Secret" => ("secrets", c.namespace.as_str()),
+                _ => ("nodes", ""),
+            };
+            match uid_of(resource, ns, name) {
+                Some(u) if &u == uid => {}
+                Some(_) => return Err(format!("{} UID ({uid}) does not match claim", kind.to_lowercase())),
+                None => return Err(format!("{} \"{name}\" not found", resource)),
+            }
+        }
+        Ok(c)
     }
 
     /// What the server presents to node agents (every agent must know it).
@@ -130,7 +171,11 @@ impl ApiServer {
         let path = req.uri().path().to_string();
         let user = req.extensions().get::<User>().cloned().or_else(|| {
             let auth = req.headers().get(http::header::AUTHORIZATION)?.to_str().ok()?;
-            self.0.tokens.read().unwrap().get(auth.strip_prefix("Bearer ")?.trim()).cloned()
+            let token = auth.strip_prefix("Bearer ")?.trim();
+            if let Some(u) = self.0.tokens.read().unwrap().get(token) {
+                return Some(u.clone());
+            }
+            self.validate_token(token, &[tokens::ISSUER.to_string()]).ok().map(|c| c.user())
         });
         let resp = match self.route(req, user.as_ref()).await {
             Ok(r) => r,
@@ -168,6 +213,14 @@ impl ApiServer {
         }
         if req.method() != Method::GET && req.method() != Method::HEAD {
             return Err(ApiError::method_not_supported("", &path, req.method().as_str()));
+        }
+        match path.as_str() {
+            "/.well-known/openid-configuration" => return Ok(value_response(StatusCode::OK, &tokens::openid_configuration())),
+            "/openid/v1/jwks" => {
+                let jwks = self.0.signer.read().unwrap().jwks();
+                return Ok(respond(StatusCode::OK, "application/jwk-set+json", serde_json::to_vec(&jwks).unwrap_or_default()));
+            }
+            _ => {}
         }
         let reg = self.registry();
         if path.starts_with("/openapi/") {

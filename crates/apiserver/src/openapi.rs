@@ -26,7 +26,10 @@ struct Doc {
 
 impl Doc {
     fn new(v: &serde_json::Value) -> Doc {
-        let bytes = Bytes::from(serde_json::to_vec(v).unwrap_or_default());
+        Doc::from_bytes(Bytes::from(serde_json::to_vec(v).unwrap_or_default()))
+    }
+
+    fn from_bytes(bytes: Bytes) -> Doc {
         let mut h = std::collections::hash_map::DefaultHasher::new();
         bytes.hash(&mut h);
         Doc { hash: format!("{:016X}", h.finish()), bytes }
@@ -37,12 +40,24 @@ impl Doc {
 #[derive(Default)]
 pub struct OpenApiCache {
     v2: OnceLock<Doc>,
+    v2_proto: OnceLock<Doc>,
     v3: Mutex<HashMap<String, Doc>>,
 }
 
 impl OpenApiCache {
     fn v2(&self, reg: &Registry) -> Doc {
         self.v2.get_or_init(|| Doc::new(&schema::openapi::v2_document(reg.defs.iter().map(|d| d.as_ref())))).clone()
+    }
+
+    /// The v2 document as gnostic's OpenAPIv2 protobuf, for kubectl's
+    /// client-side validation (kinds without PATCH, such as `List`).
+    fn v2_proto(&self, reg: &Registry) -> Doc {
+        self.v2_proto
+            .get_or_init(|| {
+                let doc = schema::openapi::v2_document(reg.defs.iter().map(|d| d.as_ref()));
+                Doc::from_bytes(Bytes::from(pb::document(&doc)))
+            })
+            .clone()
     }
 
     /// The v3 document of "api/v1" or "apis/G/V", if that group-version is served.
@@ -64,7 +79,13 @@ impl OpenApiCache {
     }
 }
 
+const V2_PROTOBUF: &str = "application/com.github.proto-openapi.spec.v2@v1.0+protobuf";
+
 fn response(doc: &Doc, headers: &HeaderMap, immutable: bool) -> Response<ResBody> {
+    typed_response(doc, headers, immutable, "application/json")
+}
+
+fn typed_response(doc: &Doc, headers: &HeaderMap, immutable: bool, content_type: &'static str) -> Response<ResBody> {
     let etag = format!("\"{}\"", doc.hash);
     let mut r = if headers.get(header::IF_NONE_MATCH).and_then(|v| v.to_str().ok()) == Some(etag.as_str()) {
         let mut r = Response::new(full(Bytes::new()));
@@ -72,7 +93,7 @@ fn response(doc: &Doc, headers: &HeaderMap, immutable: bool) -> Response<ResBody
         r
     } else {
         let mut r = Response::new(full(doc.bytes.clone()));
-        r.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+        r.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
         r
     };
     let cache = if immutable { "public, immutable" } else { "no-cache, private" };
@@ -86,12 +107,22 @@ fn response(doc: &Doc, headers: &HeaderMap, immutable: bool) -> Response<ResBody
 pub fn serve(reg: &Registry, parts: &[&str], query: &HashMap<String, String>, headers: &HeaderMap) -> Result<Response<ResBody>, ApiError> {
     match parts {
         ["openapi", "v2"] => {
-            // Only JSON is produced; protobuf-only clients get 406 and fall back.
+            // The first type asked for that is served: JSON or gnostic protobuf.
             let accept = headers.get(header::ACCEPT).and_then(|v| v.to_str().ok()).unwrap_or("");
-            if !accept.is_empty()
-                && !accept.split(',').any(|a| matches!(a.split(';').next().unwrap_or("").trim(), "application/json" | "*/*" | "application/*"))
-            {
-                return Err(ApiError::not_acceptable(&["application/json"]));
+            let wanted = accept.split(',').map(|a| a.split(';').next().unwrap_or("").trim()).filter(|a| !a.is_empty());
+            for a in wanted.clone() {
+                match a {
+                    "application/json" | "*/*" | "application/*" => return Ok(response(&reg.openapi.v2(reg), headers, false)),
+                    // Some clients spell the version with a dot.
+                    V2_PROTOBUF | "application/com.github.proto-openapi.spec.v2.v1.0+protobuf" => {
+                        // Labelled as upstream does: the media type itself does not parse as one.
+                        return Ok(typed_response(&reg.openapi.v2_proto(reg), headers, false, "application/octet-stream"));
+                    }
+                    _ => {}
+                }
+            }
+            if wanted.count() > 0 {
+                return Err(ApiError::not_acceptable(&["application/json", V2_PROTOBUF]));
             }
             Ok(response(&reg.openapi.v2(reg), headers, false))
         }
@@ -123,6 +154,177 @@ pub fn serve(reg: &Registry, parts: &[&str], query: &HashMap<String, String>, he
             }
         }
         _ => Err(ApiError::not_found_path()),
+    }
+}
+
+/// Protocol buffer encoding of an OpenAPI v2 document in gnostic's
+/// `openapi.v2.Document` message: the swagger version, info and the
+/// definitions (what kubectl reads; paths are left out). Vendor extensions
+/// and defaults travel as YAML text, and JSON is YAML.
+mod pb {
+    use serde_json::Value;
+
+    fn varint(out: &mut Vec<u8>, mut v: u64) {
+        while v >= 0x80 {
+            out.push((v as u8) | 0x80);
+            v >>= 7;
+        }
+        out.push(v as u8);
+    }
+
+    fn key(out: &mut Vec<u8>, field: u32, wire: u8) {
+        varint(out, ((field as u64) << 3) | wire as u64);
+    }
+
+    fn bytes(out: &mut Vec<u8>, field: u32, b: &[u8]) {
+        key(out, field, 2);
+        varint(out, b.len() as u64);
+        out.extend_from_slice(b);
+    }
+
+    fn string(out: &mut Vec<u8>, field: u32, v: &Value) {
+        if let Some(s) = v.as_str().filter(|s| !s.is_empty()) {
+            bytes(out, field, s.as_bytes());
+        }
+    }
+
+    fn boolean(out: &mut Vec<u8>, field: u32, v: &Value) {
+        if v.as_bool() == Some(true) {
+            key(out, field, 0);
+            out.push(1);
+        }
+    }
+
+    fn int(out: &mut Vec<u8>, field: u32, v: &Value) {
+        if let Some(n) = v.as_i64() {
+            key(out, field, 0);
+            varint(out, n as u64);
+        }
+    }
+
+    fn double(out: &mut Vec<u8>, field: u32, v: &Value) {
+        if let Some(n) = v.as_f64() {
+            key(out, field, 1);
+            out.extend_from_slice(&n.to_le_bytes());
+        }
+    }
+
+    /// `Any { yaml = 2 }`.
+    fn any(v: &Value) -> Vec<u8> {
+        let mut out = Vec::new();
+        bytes(&mut out, 2, serde_json::to_string(v).unwrap_or_default().as_bytes());
+        out
+    }
+
+    /// `NamedX { name = 1; value = 2 }`.
+    fn named(name: &str, value: &[u8]) -> Vec<u8> {
+        let mut out = Vec::new();
+        bytes(&mut out, 1, name.as_bytes());
+        bytes(&mut out, 2, value);
+        out
+    }
+
+    fn schema(s: &Value) -> Vec<u8> {
+        let mut out = Vec::new();
+        let Some(m) = s.as_object() else { return out };
+        let f = |k: &str| m.get(k).unwrap_or(&Value::Null);
+        string(&mut out, 1, f("$ref"));
+        string(&mut out, 2, f("format"));
+        string(&mut out, 3, f("title"));
+        string(&mut out, 4, f("description"));
+        if let Some(d) = m.get("default") {
+            bytes(&mut out, 5, &any(d));
+        }
+        double(&mut out, 6, f("multipleOf"));
+        double(&mut out, 7, f("maximum"));
+        boolean(&mut out, 8, f("exclusiveMaximum"));
+        double(&mut out, 9, f("minimum"));
+        boolean(&mut out, 10, f("exclusiveMinimum"));
+        int(&mut out, 11, f("maxLength"));
+        int(&mut out, 12, f("minLength"));
+        string(&mut out, 13, f("pattern"));
+        int(&mut out, 14, f("maxItems"));
+        int(&mut out, 15, f("minItems"));
+        boolean(&mut out, 16, f("uniqueItems"));
+        int(&mut out, 17, f("maxProperties"));
+        int(&mut out, 18, f("minProperties"));
+        for r in f("required").as_array().into_iter().flatten() {
+            string(&mut out, 19, r);
+        }
+        for e in f("enum").as_array().into_iter().flatten() {
+            bytes(&mut out, 20, &any(e));
+        }
+        match f("additionalProperties") {
+            Value::Bool(b) => {
+                let mut item = Vec::new();
+                key(&mut item, 2, 0);
+                item.push(*b as u8);
+                bytes(&mut out, 21, &item);
+            }
+            v @ Value::Object(_) => {
+                let mut item = Vec::new();
+                bytes(&mut item, 1, &schema(v));
+                bytes(&mut out, 21, &item);
+            }
+            _ => {}
+        }
+        let types: Vec<&Value> = match f("type") {
+            Value::Array(a) => a.iter().collect(),
+            t @ Value::String(_) => vec![t],
+            _ => vec![],
+        };
+        if !types.is_empty() {
+            let mut item = Vec::new();
+            for t in types {
+                string(&mut item, 1, t);
+            }
+            bytes(&mut out, 22, &item);
+        }
+        let items: Vec<&Value> = match f("items") {
+            Value::Array(a) => a.iter().collect(),
+            i @ Value::Object(_) => vec![i],
+            _ => vec![],
+        };
+        if !items.is_empty() {
+            let mut item = Vec::new();
+            for i in items {
+                bytes(&mut item, 1, &schema(i));
+            }
+            bytes(&mut out, 23, &item);
+        }
+        for a in f("allOf").as_array().into_iter().flatten() {
+            bytes(&mut out, 24, &schema(a));
+        }
+        if let Some(props) = f("properties").as_object() {
+            let mut p = Vec::new();
+            for (name, s) in props {
+                bytes(&mut p, 1, &named(name, &schema(s)));
+            }
+            bytes(&mut out, 25, &p);
+        }
+        boolean(&mut out, 27, f("readOnly"));
+        if let Some(e) = m.get("example") {
+            bytes(&mut out, 30, &any(e));
+        }
+        for (k, v) in m.iter().filter(|(k, _)| k.starts_with("x-")) {
+            bytes(&mut out, 31, &named(k, &any(v)));
+        }
+        out
+    }
+
+    pub fn document(doc: &Value) -> Vec<u8> {
+        let mut out = Vec::new();
+        string(&mut out, 1, &doc["swagger"]);
+        let mut info = Vec::new();
+        string(&mut info, 1, &doc["info"]["title"]);
+        string(&mut info, 2, &doc["info"]["version"]);
+        bytes(&mut out, 2, &info);
+        let mut defs = Vec::new();
+        for (name, s) in doc["definitions"].as_object().into_iter().flatten() {
+            bytes(&mut defs, 1, &named(name, &schema(s)));
+        }
+        bytes(&mut out, 9, &defs);
+        out
     }
 }
 
@@ -167,7 +369,11 @@ mod tests {
         assert_eq!(serve(&reg, &["openapi", "v3", "apis", "nope", "v1"], &none, &HeaderMap::new()).unwrap_err().code, 404);
         let mut pb = HeaderMap::new();
         pb.insert(header::ACCEPT, HeaderValue::from_static("application/com.github.proto-openapi.spec.v2@v1.0+protobuf"));
-        assert_eq!(serve(&reg, &["openapi", "v2"], &none, &pb).unwrap_err().code, 406);
+        let r = serve(&reg, &["openapi", "v2"], &none, &pb).unwrap();
+        assert_eq!(r.headers()[header::CONTENT_TYPE], "application/octet-stream");
+        let mut odd = HeaderMap::new();
+        odd.insert(header::ACCEPT, HeaderValue::from_static("application/xml"));
+        assert_eq!(serve(&reg, &["openapi", "v2"], &none, &odd).unwrap_err().code, 406);
         let v2 = body(serve(&reg, &["openapi", "v2"], &none, &HeaderMap::new()).unwrap()).await;
         assert_eq!(v2["swagger"], "2.0");
     }

@@ -1,7 +1,7 @@
 //! The control loops that make workloads behave as upstream: namespace
 //! lifecycle, garbage collection by owner references, ReplicaSets,
-//! Deployments, StatefulSets, DaemonSets, Jobs, CronJobs, Endpoints and EndpointSlices of Services, and the `default`
-//! ServiceAccount of every namespace; nodes that stop renewing their lease
+//! Deployments, StatefulSets, DaemonSets, Jobs, CronJobs, Endpoints and EndpointSlices of Services, the `default`
+//! ServiceAccount and the `kube-root-ca.crt` ConfigMap of every namespace; nodes that stop renewing their lease
 //! become unreachable; pods of nodes that no longer exist are collected. Each loop is one file with a `reconcile`, driven by
 //! kube-runtime watches (timers only where time itself is the event: job
 //! deadlines, cron schedules, lease expiry), and sees the cluster only through
@@ -20,6 +20,7 @@ pub mod namespace;
 pub mod nodelifecycle;
 pub mod podgc;
 pub mod replicaset;
+pub mod rootca;
 pub mod serviceaccount;
 pub mod statefulset;
 
@@ -36,9 +37,11 @@ pub enum Error {
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
-/// Runs every controller until the process ends.
-pub async fn run(client: Client) {
+/// Runs every controller until the process ends. `root_ca` is the PEM of
+/// the CA that clients inside the cluster should trust.
+pub async fn run(client: Client, root_ca: String) {
     tokio::join!(
+        rootca::run(client.clone(), root_ca),
         namespace::run(client.clone()),
         gc::run(client.clone()),
         replicaset::run(client.clone()),

@@ -127,7 +127,12 @@ pub(crate) struct Worker {
     terminal: Option<&'static str>,
     /// Why the sandbox or volumes could not be set up.
     setup_error: Option<String>,
+    /// When configMap, secret, downward API and token volumes were last written.
+    volumes_synced: Option<Instant>,
 }
+
+/// How often volumes with API content are rewritten from their sources.
+const VOLUME_RESYNC: Duration = Duration::from_secs(20);
 
 impl Worker {
     pub fn new(ctx: Arc<Ctx>, uid: String) -> Worker {
@@ -141,6 +146,7 @@ impl Worker {
             start_time: None,
             terminal: None,
             setup_error: None,
+            volumes_synced: None,
         }
     }
 
@@ -163,6 +169,10 @@ impl Worker {
                     tracing::warn!(pod = %pod.name_any(), "syncing: {e:#}");
                     Instant::now() + Duration::from_secs(2)
                 }
+            };
+            let next = match self.volumes_synced {
+                Some(t) if self.terminal.is_none() => next.min(t + VOLUME_RESYNC),
+                _ => next,
             };
             self.report(&pod).await;
             tokio::select! {
@@ -198,6 +208,13 @@ impl Worker {
                 return Ok(Instant::now() + Duration::from_secs(2));
             }
             self.setup_error = None;
+            self.volumes_synced = Some(Instant::now());
+        } else if self.volumes_synced.is_some_and(|t| t.elapsed() >= VOLUME_RESYNC) {
+            // Running containers see updated keys and renewed tokens.
+            if let Err(e) = spec::prepare_volumes(&self.ctx.client, &self.ctx.cfg.dir, pod).await {
+                tracing::warn!(pod = %pod.name_any(), "refreshing volumes: {e:#}");
+            }
+            self.volumes_synced = Some(Instant::now());
         }
         self.refresh().await;
         let policy = spec.restart_policy.clone().unwrap_or_else(|| "Always".into());

@@ -6,7 +6,8 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, anyhow, bail};
-use k8s_openapi::api::core::v1::{ConfigMap, Container, DownwardAPIVolumeFile, KeyToPath, Pod, Secret};
+use k8s_openapi::api::authentication::v1::{BoundObjectReference, TokenRequest, TokenRequestSpec};
+use k8s_openapi::api::core::v1::{ConfigMap, Container, DownwardAPIVolumeFile, KeyToPath, Pod, Secret, ServiceAccount, ServiceAccountTokenProjection};
 use kube::api::Api;
 use kube::{Client, ResourceExt};
 
@@ -75,8 +76,8 @@ pub async fn prepare_volumes(client: &Client, root: &Path, pod: &Pod) -> Result<
                     files.extend(secret_files(client, &ns, &s.name, s.items.as_deref(), s.optional.unwrap_or(false)).await?);
                 } else if let Some(d) = &src.downward_api {
                     files.extend(downward_files(pod, d.items.as_deref().unwrap_or_default())?);
-                } else if src.service_account_token.is_some() {
-                    bail!("projected serviceAccountToken volumes need the TokenRequest API, which rkube does not serve yet");
+                } else if let Some(t) = &src.service_account_token {
+                    files.push(service_account_token(client, pod, &dir, t).await?);
                 }
             }
             write_files(&dir, &files, p.default_mode)?;
@@ -146,6 +147,42 @@ async fn secret_files(client: &Client, ns: &str, name: &str, items: Option<&[Key
     pick(data, items, &format!("secret {name:?}"))
 }
 
+/// A token for the pod's service account, bound to the pod, from the
+/// TokenRequest API. The one on disk is kept until 80% of its lifetime has
+/// passed, as the kubelet's token manager.
+async fn service_account_token(client: &Client, pod: &Pod, dir: &Path, t: &ServiceAccountTokenProjection) -> Result<(String, Vec<u8>, Option<i32>)> {
+    let ttl = t.expiration_seconds.unwrap_or(3600).max(600);
+    let file = dir.join(&t.path);
+    let fresh = std::fs::metadata(&file)
+        .and_then(|m| m.modified())
+        .ok()
+        .and_then(|m| m.elapsed().ok())
+        .is_some_and(|age| age.as_secs() < (ttl as u64) * 8 / 10);
+    if fresh && let Ok(token) = std::fs::read(&file) {
+        return Ok((t.path.clone(), token, None));
+    }
+    let ns = pod.namespace().unwrap_or_default();
+    let account = pod.spec.as_ref().and_then(|s| s.service_account_name.clone()).unwrap_or_else(|| "default".into());
+    let req = TokenRequest {
+        spec: Some(TokenRequestSpec {
+            audiences: t.audience.clone().map(|a| vec![a]),
+            expiration_seconds: Some(ttl),
+            bound_object_ref: Some(BoundObjectReference {
+                api_version: Some("v1".into()),
+                kind: Some("Pod".into()),
+                name: pod.metadata.name.clone(),
+                uid: pod.metadata.uid.clone(),
+            }),
+            ..Default::default()
+        }),
+        ..Default::default()
+    };
+    let api: Api<ServiceAccount> = Api::namespaced(client.clone(), &ns);
+    let tr = api.create_token_request(&account, &Default::default(), &req).await.with_context(|| format!("requesting a token for service account {account:?}"))?;
+    let token = tr.status.and_then(|s| s.token).unwrap_or_default();
+    Ok((t.path.clone(), token.into_bytes(), None))
+}
+
 fn downward_files(pod: &Pod, items: &[DownwardAPIVolumeFile]) -> Result<Files> {
     items
         .iter()
@@ -179,6 +216,15 @@ fn write_files(dir: &Path, files: &Files, default_mode: Option<i32>) -> Result<(
         let mode = mode.or(default_mode).unwrap_or(0o644) as u32;
         std::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(mode))?;
         std::fs::rename(&tmp, &p)?;
+    }
+    // Keys gone from the source go from the volume (on a later sync).
+    let keep: std::collections::HashSet<&str> = files.iter().filter_map(|(p, _, _)| p.split('/').next()).collect();
+    for e in std::fs::read_dir(dir)?.flatten() {
+        let name = e.file_name().to_string_lossy().to_string();
+        if !keep.contains(name.as_str()) {
+            let p = e.path();
+            let _ = if p.is_dir() { std::fs::remove_dir_all(&p) } else { std::fs::remove_file(&p) };
+        }
     }
     Ok(())
 }

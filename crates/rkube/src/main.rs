@@ -155,11 +155,12 @@ async fn server(args: ServerArgs) -> Result<()> {
     let tls = apiserver::server::tls_config(&pki.server_cert_pem, &pki.server_key_pem, &pki.ca_pem).map_err(|e| anyhow::anyhow!(e))?;
     let store = store::embedded::Embedded::open(&args.data_dir.join("state.redb")).map_err(|e| anyhow::anyhow!("opening the store: {e}"))?;
     let srv = apiserver::ApiServer::new(store as Arc<dyn store::Store>, args.bind.to_string()).await.map_err(|e| anyhow::anyhow!(e))?;
+    srv.set_service_account_key(&pki.service_account_key).map_err(|e| anyhow::anyhow!(e))?;
     let listener = tokio::net::TcpListener::bind(args.bind).await.with_context(|| format!("binding {}", args.bind))?;
     // Controllers, the scheduler and the fake nodes are clients of the
     // router in process, each with its own identity.
     let client = |user: &str| kube::Client::new(srv.as_user(apiserver::User::new(user, &["system:masters"])), "default");
-    tokio::spawn(controllers::run(client("system:kube-controller-manager")));
+    tokio::spawn(controllers::run(client("system:kube-controller-manager"), pki.ca_pem.clone()));
     tokio::spawn(scheduler::run(client("system:kube-scheduler")));
     if args.fake_nodes > 0 {
         tokio::spawn(node::FakeNodes { client: client("system:node:fake"), count: args.fake_nodes }.run());

@@ -1,6 +1,7 @@
 //! Certificates and the admin kubeconfig. On first start the server makes a CA,
 //! a serving certificate for every name it may be reached by, and an admin
-//! client certificate (group `system:masters`); later starts reuse them.
+//! client certificate (group `system:masters`) and the key that signs service
+//! account tokens; later starts reuse them.
 
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -16,6 +17,8 @@ pub struct Pki {
     pub server_cert_pem: String,
     pub server_key_pem: String,
     pub kubeconfig: PathBuf,
+    /// PKCS#8 of the P-256 key that signs service account tokens.
+    pub service_account_key: Vec<u8>,
 }
 
 fn validity(params: &mut CertificateParams, years: i64) {
@@ -113,7 +116,15 @@ pub fn ensure(dir: &Path, server_url: &str, extra_sans: &[String]) -> Result<Pki
     };
     let kubeconfig = dir.join("admin.kubeconfig");
     write_private(&kubeconfig, &render_kubeconfig(server_url, &ca_pem, &admin_cert, &admin_key))?;
-    Ok(Pki { ca_pem, server_cert_pem, server_key_pem, kubeconfig })
+    let sa = dir.join("service-account.key");
+    let sa_key = if sa.exists() {
+        KeyPair::from_pem(&fs::read_to_string(&sa)?).context("reading service-account.key")?
+    } else {
+        let kp = KeyPair::generate()?;
+        write_private(&sa, &kp.serialize_pem())?;
+        kp
+    };
+    Ok(Pki { ca_pem, server_cert_pem, server_key_pem, kubeconfig, service_account_key: sa_key.serialize_der() })
 }
 
 fn render_kubeconfig(server: &str, ca: &str, cert: &str, key: &str) -> String {

@@ -73,3 +73,33 @@ fn quantities_are_normalised_and_jobs_select_their_pods() {
     assert_eq!(job["spec"]["backoffLimit"], 6);
     assert_eq!(job["spec"]["completions"], 1);
 }
+
+/// Kinds without PATCH (a `List`, review requests) are validated by kubectl
+/// itself against `/openapi/v2` in protobuf, as upstream serves it.
+#[test]
+fn lists_and_reviews_are_validated_client_side_from_the_protobuf_openapi() {
+    let s = Server::start();
+    let list = |items: &str| format!(r#"{{"apiVersion":"v1","kind":"List","items":[{items}]}}"#);
+    let out = s.ok_stdin(&["create", "-f", "-"], &list(r#"{"apiVersion":"v1","kind":"ConfigMap","metadata":{"name":"a"},"data":{"x":"hello"}}"#));
+    assert_eq!(out.trim(), "configmap/a created");
+    let out = s.kubectl_stdin(&["create", "-f", "-"], &list(r#"{"apiVersion":"v1","kind":"ConfigMap","metadata":{"name":"b"},"datta":{"x":"y"}}"#));
+    let err = common::stderr(&out);
+    assert!(err.contains(r#"unknown field "datta" in io.k8s.api.core.v1.ConfigMap"#), "{err}");
+    let deploy = r#"{"apiVersion":"apps/v1","kind":"Deployment","metadata":{"name":"d"},"spec":{"replicas":"three","selector":{"matchLabels":{"a":"b"}},
+        "template":{"metadata":{"labels":{"a":"b"}},"spec":{"containers":[{"name":"a","image":"b"}]}}}}"#;
+    let err = common::stderr(&s.kubectl_stdin(&["create", "-f", "-"], &list(deploy)));
+    assert!(err.contains(r#"invalid type for io.k8s.api.apps.v1.DeploymentSpec.replicas: got "string", expected "integer""#), "{err}");
+    assert!(s.fails(&["get", "configmap", "b"]).contains("NotFound"));
+    assert!(s.fails(&["get", "deployment", "d"]).contains("NotFound"));
+
+    // What `get -o yaml` prints is a List, and applies back as it is.
+    let dump = s.ok(&["get", "configmaps", "--field-selector=metadata.name=a", "-o", "yaml"]).replace("x: hello", "x: bye");
+    assert!(dump.contains("kind: List"), "{dump}");
+    s.ok(&["delete", "configmap", "a"]);
+    s.ok_stdin(&["apply", "-f", "-"], &dump);
+    assert_eq!(s.ok(&["get", "configmap", "a", "-o", "jsonpath={.data.x}"]), "bye");
+
+    let review = r#"{"apiVersion":"authentication.k8s.io/v1","kind":"TokenReview","spec":{"token":"x"}}"#;
+    let out = s.ok_stdin(&["create", "-f", "-", "-o", "jsonpath={.status.authenticated}"], review);
+    assert_eq!(out, "");
+}

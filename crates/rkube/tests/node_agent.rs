@@ -497,3 +497,57 @@ fn a_restarted_agent_adopts_running_containers_instead_of_restarting_them() {
     s.ok(&["delete", "pod", "steady", "--grace-period=1"]);
     assert_clean(&s);
 }
+
+#[test]
+fn a_pod_reads_its_service_account_token_and_sees_config_map_updates() {
+    let s = Server::start_node_agent();
+    let manifest = format!(
+        r#"apiVersion: v1
+kind: ConfigMap
+metadata: {{name: live}}
+data: {{mode: slow, gone: soon}}
+---
+apiVersion: v1
+kind: Pod
+metadata: {{name: watcher}}
+spec:
+  terminationGracePeriodSeconds: 1
+  containers:
+  - name: main
+    image: {BUSYBOX}
+    command: ["sleep", "3600"]
+    volumeMounts: [{{name: cfg, mountPath: /etc/live}}]
+  volumes: [{{name: cfg, configMap: {{name: live}}}}]
+"#
+    );
+    s.ok_stdin(&["apply", "-f", "-"], &manifest);
+    wait_pod(&s, "watcher", Duration::from_secs(60), "Running", |v| phase(v) == "Running");
+    let cat = |path: &str| s.ok(&["exec", "watcher", "--", "cat", path]);
+    let sa = "/var/run/secrets/kubernetes.io/serviceaccount";
+    assert_eq!(cat(&format!("{sa}/namespace")), "default");
+    assert_eq!(cat(&format!("{sa}/ca.crt")), std::fs::read_to_string(s.data_dir().join("ca.crt")).unwrap());
+    // The token in the pod is the pod's identity towards the API server.
+    let token = cat(&format!("{sa}/token"));
+    let url = format!("https://127.0.0.1:{}", s.port);
+    let args = ["--kubeconfig=/dev/null", "--server", &url, "--insecure-skip-tls-verify", "--token", &token, "auth", "whoami", "-o", "jsonpath={.status.userInfo.username}"];
+    let out = s.kubectl_cmd(&args).output().unwrap();
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "system:serviceaccount:default:default", "{}", common::stderr(&out));
+    let review = format!(r#"{{"apiVersion":"authentication.k8s.io/v1","kind":"TokenReview","spec":{{"token":"{token}"}}}}"#);
+    let out = s.ok_stdin(&["create", "-f", "-", "-o", "jsonpath={.status.user.extra.authentication\\.kubernetes\\.io/pod-name[0]}"], &review);
+    assert_eq!(out, "watcher");
+
+    // Updated and removed keys reach the running container.
+    assert_eq!(cat("/etc/live/mode"), "slow");
+    s.ok(&["patch", "configmap", "live", "--type=json", "-p", r#"[{"op":"replace","path":"/data/mode","value":"fast"},{"op":"remove","path":"/data/gone"}]"#]);
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let ls = s.ok(&["exec", "watcher", "--", "ls", "/etc/live"]);
+        if cat("/etc/live/mode") == "fast" && !ls.contains("gone") {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the volume still shows the old data: {ls}");
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    s.ok(&["delete", "pod", "watcher"]);
+    assert_clean(&s);
+}
