@@ -131,6 +131,9 @@ pub(crate) struct Worker {
     volumes_synced: Option<Instant>,
 }
 
+/// The longest a postStart hook may run.
+const HOOK_TIMEOUT: Duration = Duration::from_secs(120);
+
 /// How often volumes with API content are rewritten from their sources.
 const VOLUME_RESYNC: Duration = Duration::from_secs(20);
 
@@ -444,6 +447,16 @@ impl Worker {
         }
         ctr.waiting = None;
         self.event(pod, Some(&c.name), "Normal", "Started", format!("Started container {}", c.name));
+        // postStart runs before the container counts as started; when it
+        // fails the container is killed and restarts by the pod's policy.
+        if let Some(h) = c.lifecycle.as_ref().and_then(|l| l.post_start.as_ref()) {
+            let ip = self.sandbox.as_ref().map(|s| s.ip.clone()).unwrap_or_default();
+            if let Err(msg) = crate::probe::hook(&self.ctx.cri, h, &id, &ip, c, HOOK_TIMEOUT).await {
+                self.event(pod, Some(&c.name), "Warning", "FailedPostStartHook", msg);
+                let grace = pod.spec.as_ref().and_then(|s| s.termination_grace_period_seconds).unwrap_or(30);
+                let _ = rt.stop_container(api::StopContainerRequest { container_id: id.clone(), timeout: grace }).await;
+            }
+        }
         if let Ok(r) = rt.container_status(api::ContainerStatusRequest { container_id: id, verbose: false }).await {
             let ctr = self.ctrs.entry(c.name.clone()).or_default();
             ctr.status = r.into_inner().status;
@@ -637,11 +650,24 @@ impl Worker {
                     format!("Container {} failed {kind} probe, will be restarted", c.name),
                 );
                 let grace = pod.spec.as_ref().and_then(|s| s.termination_grace_period_seconds).unwrap_or(30);
+                let grace = self.pre_stop(pod, c, &id, &ip, grace).await;
                 let _ = self.ctx.cri.rt.clone().stop_container(api::StopContainerRequest { container_id: id.clone(), timeout: grace }).await;
                 return Some(Instant::now());
             }
         }
         next
+    }
+
+    /// Runs the container's preStop hook within the grace period and returns
+    /// what is left of it for the stop (at least 2 s, as upstream).
+    async fn pre_stop(&self, pod: &Pod, c: &Container, id: &str, ip: &str, grace: i64) -> i64 {
+        let Some(h) = c.lifecycle.as_ref().and_then(|l| l.pre_stop.as_ref()) else { return grace };
+        let started = Instant::now();
+        let budget = Duration::from_secs(grace.max(0) as u64);
+        if let Err(msg) = crate::probe::hook(&self.ctx.cri, h, id, ip, c, budget).await {
+            crate::events::emit(&self.ctx, pod, Some(&c.name), "Warning", "FailedPreStopHook", msg);
+        }
+        (grace - started.elapsed().as_secs() as i64).max(2)
     }
 
     async fn stop_sandbox(&mut self) {
@@ -674,10 +700,21 @@ impl Worker {
                     crate::events::emit(&self.ctx, pod, Some(&name), "Normal", "Killing", format!("Stopping container {name}"));
                 }
             }
+            let ip = self.sandbox.as_ref().map(|s| s.ip.clone()).unwrap_or_default();
+            let this = &*self;
             let stops = running.iter().map(|c| {
                 let mut rt = rt.clone();
                 let id = c.id.clone();
-                async move { rt.stop_container(api::StopContainerRequest { container_id: id, timeout: grace.max(0) }).await }
+                let name = c.labels.get(LABEL_CONTAINER_NAME).cloned().unwrap_or_default();
+                let ip = ip.clone();
+                async move {
+                    let spec = pod.and_then(|p| p.spec.as_ref()).and_then(|s| s.containers.iter().find(|c| c.name == name));
+                    let grace = match (pod, spec) {
+                        (Some(pod), Some(spec)) => this.pre_stop(pod, spec, &id, &ip, grace).await,
+                        _ => grace,
+                    };
+                    rt.stop_container(api::StopContainerRequest { container_id: id, timeout: grace.max(0) }).await
+                }
             });
             futures::future::join_all(stops).await;
             for c in &list {

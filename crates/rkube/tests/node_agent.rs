@@ -551,3 +551,55 @@ spec:
     s.ok(&["delete", "pod", "watcher"]);
     assert_clean(&s);
 }
+
+#[test]
+fn lifecycle_hooks_run_after_start_and_before_stop() {
+    let s = Server::start_node_agent();
+    let out = s.root.path().join("hooks");
+    std::fs::create_dir_all(&out).unwrap();
+    let manifest = format!(
+        r#"apiVersion: v1
+kind: Pod
+metadata: {{name: hooked}}
+spec:
+  terminationGracePeriodSeconds: 5
+  containers:
+  - name: main
+    image: {BUSYBOX}
+    command: ["sh", "-c", "test -f /out/post && echo saw-post; sleep 3600"]
+    volumeMounts: [{{name: out, mountPath: /out}}]
+    lifecycle:
+      postStart: {{exec: {{command: ["sh", "-c", "echo post > /out/post"]}}}}
+      preStop: {{exec: {{command: ["sh", "-c", "echo stop > /out/prestop"]}}}}
+  volumes: [{{name: out, hostPath: {{path: {dir}}}}}]
+---
+apiVersion: v1
+kind: Pod
+metadata: {{name: badhook}}
+spec:
+  restartPolicy: Never
+  terminationGracePeriodSeconds: 1
+  containers:
+  - name: main
+    image: {BUSYBOX}
+    command: ["sleep", "3600"]
+    lifecycle:
+      postStart: {{exec: {{command: ["sh", "-c", "echo nope; exit 3"]}}}}
+"#,
+        dir = out.display()
+    );
+    s.ok_stdin(&["apply", "-f", "-"], &manifest);
+    wait_pod(&s, "hooked", Duration::from_secs(60), "Running", |v| phase(v) == "Running");
+    assert_eq!(std::fs::read_to_string(out.join("post")).unwrap(), "post\n");
+    assert!(!out.join("prestop").exists());
+
+    // A failing postStart kills the container: with restartPolicy Never the pod fails.
+    let v = wait_pod(&s, "badhook", Duration::from_secs(60), "Failed", |v| phase(v) == "Failed");
+    assert!(v["status"]["containerStatuses"][0]["state"]["terminated"].is_object(), "{v:#}");
+    let events = s.ok(&["get", "events", "--field-selector=involvedObject.name=badhook"]);
+    assert!(events.contains("FailedPostStartHook") && events.contains("exited with 3") && events.contains("nope"), "{events}");
+
+    s.ok(&["delete", "pod", "hooked", "badhook"]);
+    assert_eq!(std::fs::read_to_string(out.join("prestop")).unwrap(), "stop\n");
+    assert_clean(&s);
+}
