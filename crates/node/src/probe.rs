@@ -76,31 +76,6 @@ async fn grpc_serving(host: &str, port: u16, service: &str, timeout: Duration) -
     matches!(tokio::time::timeout(timeout, attempt).await, Ok(Some(true)))
 }
 
-#[cfg(test)]
-mod tests {
-    use std::time::Duration;
-
-    /// Against the real gRPC health service (tonic-health): SERVING passes,
-    /// NOT_SERVING, an unknown service and a closed port fail.
-    #[tokio::test]
-    async fn grpc_health_checks() {
-        let (reporter, service) = tonic_health::server::health_reporter();
-        reporter.set_service_status("ready", tonic_health::ServingStatus::Serving).await;
-        reporter.set_service_status("sick", tonic_health::ServingStatus::NotServing).await;
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let port = listener.local_addr().unwrap().port();
-        let incoming = tonic::transport::server::TcpIncoming::from(listener);
-        tokio::spawn(tonic::transport::Server::builder().add_service(service).serve_with_incoming(incoming));
-        let t = Duration::from_secs(2);
-        assert!(super::grpc_serving("127.0.0.1", port, "", t).await);
-        assert!(super::grpc_serving("127.0.0.1", port, "ready", t).await);
-        assert!(!super::grpc_serving("127.0.0.1", port, "sick", t).await);
-        assert!(!super::grpc_serving("127.0.0.1", port, "unknown", t).await);
-        let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-        assert!(!super::grpc_serving("127.0.0.1", closed, "", t).await);
-    }
-}
-
 /// The status code of an httpGet action against the pod, if it answered in time.
 async fn http_get(h: &HTTPGetAction, c: &Container, pod_ip: &str, timeout: Duration) -> Option<u16> {
     let port = port(&h.port, c)?;
@@ -151,4 +126,29 @@ pub async fn hook(cri: &Cri, h: &LifecycleHandler, container_id: &str, pod_ip: &
         return Ok(());
     }
     Err(format!("lifecycle hook for Container {:?}: only exec, httpGet and sleep handlers are supported", c.name))
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    /// Against the real gRPC health service (tonic-health): SERVING passes,
+    /// NOT_SERVING, an unknown service and a closed port fail.
+    #[tokio::test]
+    async fn grpc_health_checks() {
+        let (reporter, service) = tonic_health::server::health_reporter();
+        reporter.set_service_status("ready", tonic_health::ServingStatus::Serving).await;
+        reporter.set_service_status("sick", tonic_health::ServingStatus::NotServing).await;
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let incoming = tonic::transport::server::TcpIncoming::from(listener);
+        tokio::spawn(tonic::transport::Server::builder().add_service(service).serve_with_incoming(incoming));
+        let t = Duration::from_secs(2);
+        assert!(super::grpc_serving("127.0.0.1", port, "", t).await);
+        assert!(super::grpc_serving("127.0.0.1", port, "ready", t).await);
+        assert!(!super::grpc_serving("127.0.0.1", port, "sick", t).await);
+        assert!(!super::grpc_serving("127.0.0.1", port, "unknown", t).await);
+        let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        assert!(!super::grpc_serving("127.0.0.1", closed, "", t).await);
+    }
 }

@@ -56,13 +56,12 @@ async fn handle(ctx: Arc<Ctx>, req: Request<Incoming>) -> Response<Body> {
             };
             let mut rt = ctx.cri.rt.clone();
             let (tty, stdin, stdout, stderr) = (flag("tty"), flag("stdin"), flag("stdout"), flag("stderr"));
-            let r = if *sub == "exec" {
+            if *sub == "exec" {
                 let cmd = pairs.iter().filter(|(k, _)| k == "command").map(|(_, v)| v.clone()).collect();
                 rt.exec(api::ExecRequest { container_id: id, cmd, tty, stdin, stdout, stderr }).await.map(|r| r.into_inner().url)
             } else {
                 rt.attach(api::AttachRequest { container_id: id, tty, stdin, stdout, stderr }).await.map(|r| r.into_inner().url)
-            };
-            r
+            }
         }
         ["portForward", ns, pod] => {
             let Some(uid) = pod_uid(&ctx, ns, pod) else { return text(StatusCode::NOT_FOUND, format!("pod {ns}/{pod} is not running on this node")) };
