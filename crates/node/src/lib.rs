@@ -5,6 +5,7 @@
 //! Sees the cluster only through the Kubernetes API.
 
 mod agent;
+mod bridge;
 pub mod containerd;
 pub mod cri;
 mod events;

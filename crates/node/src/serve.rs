@@ -17,7 +17,7 @@ use tokio::io::{AsyncBufReadExt, AsyncSeekExt};
 use crate::agent::Ctx;
 use crate::cri::api;
 
-type Body = BoxBody<Bytes, Infallible>;
+pub(crate) type Body = BoxBody<Bytes, Infallible>;
 
 pub(crate) async fn serve(ctx: Arc<Ctx>, listener: tokio::net::TcpListener) {
     loop {
@@ -35,7 +35,7 @@ pub(crate) async fn serve(ctx: Arc<Ctx>, listener: tokio::net::TcpListener) {
     }
 }
 
-fn text(code: StatusCode, msg: impl Into<String>) -> Response<Body> {
+pub(crate) fn text(code: StatusCode, msg: impl Into<String>) -> Response<Body> {
     Response::builder().status(code).header("content-type", "text/plain").body(Full::new(Bytes::from(msg.into())).boxed()).unwrap()
 }
 
@@ -81,10 +81,18 @@ async fn handle(ctx: Arc<Ctx>, req: Request<Incoming>) -> Response<Body> {
         }
         _ => return text(StatusCode::NOT_FOUND, "not found"),
     };
+    use crate::bridge::{self, Session};
     match url {
-        // Without stdin, v5 and v4 mean the same; with it, v5's stdin close
-        // matters, so that session falls back to SPDY (see `upgrade`).
-        Ok(url) => upgrade(req, &url, !flag("stdin")).await,
+        // WebSocket protocols containerd does not speak end here (see `bridge`);
+        // everything else (SPDY, WebSocket v4 and older) goes to it as it is.
+        Ok(url) if path[0] == "portForward" && bridge::offers(&req, bridge::PORT_FORWARD_TUNNEL) => {
+            bridge::serve(req, &url, Session::PortForward).await
+        }
+        Ok(url) if path[0] != "portForward" && bridge::offers(&req, bridge::V5) => {
+            let session = Session::Exec { stdin: flag("stdin"), stdout: flag("stdout"), stderr: flag("stderr"), tty: flag("tty") };
+            bridge::serve(req, &url, session).await
+        }
+        Ok(url) => upgrade(req, &url).await,
         Err(e) => text(StatusCode::BAD_REQUEST, e.message().to_string()),
     }
 }
@@ -119,9 +127,6 @@ fn container_id(ctx: &Ctx, ns: &str, pod: &str, container: &str) -> Option<Strin
         .map(|(_, id)| id.to_string())
 }
 
-const V4: &str = "v4.channel.k8s.io";
-const V5: &str = "v5.channel.k8s.io";
-
 fn is_upgrade_header(name: &http::HeaderName) -> bool {
     let n = name.as_str();
     n == "connection" || n == "upgrade" || n.starts_with("sec-websocket-") || n == "x-stream-protocol-version"
@@ -129,28 +134,12 @@ fn is_upgrade_header(name: &http::HeaderName) -> bool {
 
 /// Forwards the caller's upgrade (SPDY or WebSocket) to the runtime's
 /// streaming URL and splices the two once both switched protocols.
-async fn upgrade(mut req: Request<Incoming>, url: &str, v5_as_v4: bool) -> Response<Body> {
+async fn upgrade(mut req: Request<Incoming>, url: &str) -> Response<Body> {
     let Some((addr, path)) = url.strip_prefix("http://").and_then(|r| r.find('/').map(|i| (r[..i].to_string(), r[i..].to_string()))) else {
         return text(StatusCode::INTERNAL_SERVER_ERROR, format!("unexpected streaming URL {url}"));
     };
     let mut out = Request::builder().method(req.method().clone()).uri(path).header("host", &addr);
-    // kubectl 1.30+ asks for WebSocket `v5.channel.k8s.io`; containerd 1.6
-    // speaks v4, whose frames are the same but for v5's stdin-close signal
-    // (channel 255), which a v4 server ignores. When that signal cannot
-    // matter (no stdin), v5 is offered as v4 and the answer named v5 again;
-    // otherwise containerd refuses v5 and kubectl falls back to SPDY, which
-    // closes stdin properly.
-    let mut v5 = false;
     for (k, v) in req.headers() {
-        if k.as_str() == "sec-websocket-protocol" {
-            let offered: Vec<&str> = v.to_str().unwrap_or("").split(',').map(str::trim).collect();
-            if v5_as_v4 && offered.contains(&V5) && !offered.contains(&V4) {
-                v5 = true;
-                let mapped: Vec<&str> = offered.iter().map(|p| if *p == V5 { V4 } else { p }).collect();
-                out = out.header(k, mapped.join(", "));
-                continue;
-            }
-        }
         if is_upgrade_header(k) {
             out = out.header(k, v);
         }
@@ -173,9 +162,7 @@ async fn upgrade(mut req: Request<Incoming>, url: &str, v5_as_v4: bool) -> Respo
     }
     let mut answer = Response::builder().status(StatusCode::SWITCHING_PROTOCOLS);
     for (k, v) in resp.headers() {
-        if v5 && k.as_str() == "sec-websocket-protocol" && v == V4 {
-            answer = answer.header(k, V5);
-        } else if is_upgrade_header(k) {
+        if is_upgrade_header(k) {
             answer = answer.header(k, v);
         }
     }

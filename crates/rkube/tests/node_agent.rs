@@ -239,9 +239,38 @@ spec:
     assert!(out.status.success());
     assert_eq!(String::from_utf8_lossy(&out.stdout), "over websocket\n");
     assert!(String::from_utf8_lossy(&out.stderr).contains("The subprotocol is v5.channel.k8s.io"), "{}", String::from_utf8_lossy(&out.stderr));
-    // …and SPDY with stdin, where closing stdin must reach the process.
-    assert_eq!(s.ok_stdin(&["exec", "-i", "web", "-c", "httpd", "--", "sh", "-c", "read x; echo got $x"], "hello\n"), "got hello\n");
-    assert_eq!(s.ok_stdin(&["exec", "-i", "web", "-c", "httpd", "--", "cat"], "to the end\n"), "to the end\n");
+    // …and with stdin, where closing stdin must reach the process (v5's
+    // close signal, carried to containerd over SPDY); kubectl 1.28 speaks SPDY.
+    for kubectl in ["kubectl", "/usr/lib/google-cloud-sdk/bin/kubectl.1.28"] {
+        let run = |args: &[&str], input: &[u8]| {
+            let mut c = s.kubectl_bin_cmd(kubectl, args);
+            let mut child = c.stdin(std::process::Stdio::piped()).stdout(std::process::Stdio::piped()).stderr(std::process::Stdio::piped()).spawn().unwrap();
+            let mut w = child.stdin.take().unwrap();
+            let input = input.to_vec();
+            let feeder = std::thread::spawn(move || std::io::Write::write_all(&mut w, &input));
+            let out = child.wait_with_output().unwrap();
+            feeder.join().unwrap().unwrap();
+            assert!(out.status.success(), "{kubectl} {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+            out
+        };
+        let out = run(&["-v=6", "exec", "-i", "web", "-c", "httpd", "--", "sh", "-c", "read x; echo got $x"], b"hello\n");
+        assert_eq!(String::from_utf8_lossy(&out.stdout), "got hello\n");
+        let v5 = String::from_utf8_lossy(&out.stderr).contains("The subprotocol is v5.channel.k8s.io");
+        assert_eq!(v5, kubectl == "kubectl", "{kubectl}: {}", String::from_utf8_lossy(&out.stderr));
+        assert_eq!(String::from_utf8_lossy(&run(&["exec", "-i", "web", "-c", "httpd", "--", "cat"], b"to the end\n").stdout), "to the end\n");
+        // A megabyte through stdin and back.
+        let big: Vec<u8> = (0..1_000_000u32).map(|i| b'a' + (i % 26) as u8).collect();
+        let out = run(&["exec", "-i", "web", "-c", "httpd", "--", "wc", "-c"], &big);
+        assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "1000000", "{kubectl}");
+    }
+    // exec -it: the process gets a terminal (script gives kubectl one).
+    let cmd = s.kubectl_cmd(&["exec", "-it", "web", "-c", "httpd", "--", "sh", "-c", "tty; echo done"]);
+    let quote = |a: &std::ffi::OsStr| format!("'{}'", a.to_string_lossy().replace('\'', "'\\''"));
+    let line: Vec<String> = std::iter::once(cmd.get_program()).chain(cmd.get_args()).map(quote).collect();
+    let line = line.join(" ");
+    let out = std::process::Command::new("script").args(["-qec", &line, "/dev/null"]).stdin(std::process::Stdio::piped()).output().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success() && text.contains("/dev/pts/") && text.contains("done"), "{text}\n{}", String::from_utf8_lossy(&out.stderr));
     let err = s.fails(&["exec", "web", "-c", "nope", "--", "true"]);
     assert!(err.contains("container nope is not valid for pod web"), "{err}");
 
@@ -253,22 +282,61 @@ spec:
     s.ok(&["cp", "web:/var/www/index.html", down.to_str().unwrap(), "-c", "httpd"]);
     assert_eq!(std::fs::read_to_string(&down).unwrap(), "hello from rkube\n");
 
-    // port-forward: two ports, concurrent connections.
-    let mut pf = s.spawn_kubectl(&["port-forward", "pod/web", "18080:8080", "19090:9090"]);
-    pf.expect_line("the second forwarded port", Duration::from_secs(20), |l| l.contains("19090"));
-    let curl = |url: String| {
-        let pid = s.server_pid().to_string();
-        std::thread::spawn(move || std::process::Command::new("nsenter").args(["-t", &pid, "-n", "--", "curl", "-sf", &url]).output().unwrap())
-    };
-    let gets: Vec<_> =
-        (0..4).map(|i| curl(if i % 2 == 0 { "http://127.0.0.1:18080/".into() } else { "http://127.0.0.1:19090/passwd".into() })).collect();
-    for (i, g) in gets.into_iter().enumerate() {
-        let out = g.join().unwrap();
-        assert!(out.status.success(), "request {i} through port-forward failed");
-        let body = String::from_utf8_lossy(&out.stdout);
-        assert!(if i % 2 == 0 { body == "hello from rkube\n" } else { body.contains("root:x:0:0") }, "{body}");
+    // port-forward: two ports, concurrent connections; kubectl 1.32 tunnels
+    // SPDY through a WebSocket, 1.28 speaks SPDY.
+    for (kubectl, base) in [("kubectl", 18000u16), ("/usr/lib/google-cloud-sdk/bin/kubectl.1.28", 28000)] {
+        let (p1, p2) = (format!("{}:8080", base + 80), format!("{}:9090", base + 90));
+        let mut child = s
+            .kubectl_bin_cmd(kubectl, &["-v=7", "port-forward", "pod/web", &p1, &p2])
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut lines = std::io::BufRead::lines(std::io::BufReader::new(child.stdout.take().unwrap()));
+        while let Some(Ok(l)) = lines.next() {
+            if l.contains(&format!("{}", base + 90)) {
+                break;
+            }
+        }
+        let curl = |url: String| {
+            let pid = s.server_pid().to_string();
+            std::thread::spawn(move || std::process::Command::new("nsenter").args(["-t", &pid, "-n", "--", "curl", "-sf", &url]).output().unwrap())
+        };
+        let gets: Vec<_> = (0..4)
+            .map(|i| curl(if i % 2 == 0 { format!("http://127.0.0.1:{}/", base + 80) } else { format!("http://127.0.0.1:{}/passwd", base + 90) }))
+            .collect();
+        for (i, g) in gets.into_iter().enumerate() {
+            let out = g.join().unwrap();
+            assert!(out.status.success(), "{kubectl}: request {i} through port-forward failed");
+            let body = String::from_utf8_lossy(&out.stdout);
+            assert!(if i % 2 == 0 { body == "hello from rkube\n" } else { body.contains("root:x:0:0") }, "{body}");
+        }
+        let _ = child.kill();
+        let out = child.wait_with_output().unwrap();
+        let log = String::from_utf8_lossy(&out.stderr);
+        let tunnelled = log.contains("SPDY/3.1+portforward.k8s.io") && log.contains("101 Switching Protocols");
+        assert_eq!(tunnelled, kubectl == "kubectl", "{kubectl}: {log}");
     }
-    drop(pf);
+
+    // attach: stdin reaches the container's main process, its output comes back.
+    let attached = format!(
+        "apiVersion: v1\nkind: Pod\nmetadata: {{name: attached}}\nspec:\n  restartPolicy: Never\n  containers:\n  - name: main\n    image: {BUSYBOX}\n    stdin: true\n    command: [sh, -c, 'read l; echo got $l; read l; echo got $l']\n"
+    );
+    s.ok_stdin(&["apply", "-f", "-"], &attached);
+    wait_pod(&s, "attached", Duration::from_secs(60), "Running", |v| phase(v) == "Running");
+    // (stdin stays open until the answer is seen: closing it ends an attach.)
+    for (kubectl, word) in [("kubectl", "one"), ("/usr/lib/google-cloud-sdk/bin/kubectl.1.28", "two")] {
+        let mut c = s.kubectl_bin_cmd(kubectl, &["attach", "-i", "attached"]);
+        let mut child = c.stdin(std::process::Stdio::piped()).stdout(std::process::Stdio::piped()).spawn().unwrap();
+        let mut stdin = child.stdin.take().unwrap();
+        std::io::Write::write_all(&mut stdin, format!("{word}\n").as_bytes()).unwrap();
+        let mut lines = std::io::BufRead::lines(std::io::BufReader::new(child.stdout.take().unwrap()));
+        let line = lines.next().map(|l| l.unwrap()).unwrap_or_default();
+        assert_eq!(line, format!("got {word}"), "{kubectl}");
+        drop(stdin);
+        let _ = child.wait();
+    }
+    wait_pod(&s, "attached", Duration::from_secs(30), "Succeeded", |v| phase(v) == "Succeeded");
 
     // logs -f keeps streaming new lines.
     let mut f = s.spawn_kubectl(&["logs", "-f", "web", "-c", "ticker", "--tail", "1"]);
