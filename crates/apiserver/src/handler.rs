@@ -768,7 +768,7 @@ impl Ctx {
         match self.info.subresource.as_str() {
             "" => {}
             "binding" => return self.bind(content_type, &body).await,
-            "eviction" => return self.evict().await,
+            "eviction" => return self.evict(content_type, &body).await,
             "token" => return self.token_request(content_type, &body),
             _ => return Err(ApiError::method_not_supported(&self.def.group, &self.def.plural, "create")),
         }
@@ -1548,11 +1548,98 @@ impl Ctx {
         Ok(output::value_response(StatusCode::CREATED, &api::status_success(None)))
     }
 
-    /// pods/eviction: deletes the pod (disruption budgets come with the controllers).
-    async fn evict(&self) -> Result<Response<ResBody>> {
-        self.delete_one(&self.key(), &self.info.name, &DeleteOptions::default()).await?;
+    /// pods/eviction: a delete that honours the pod's PodDisruptionBudget,
+    /// as upstream's eviction REST: while the budget allows no disruption
+    /// the answer is 429 and the pod stays; otherwise the budget's
+    /// `disruptionsAllowed` goes down by one (the pod noted in
+    /// `disruptedPods`) and the pod is deleted with the eviction's options.
+    async fn evict(&self, content_type: &str, body: &[u8]) -> Result<Response<ResBody>> {
+        let eviction = if body.iter().all(u8::is_ascii_whitespace) { json!({}) } else { decode_body(content_type, body)? };
+        let opts_body = eviction.get("deleteOptions").map(|d| serde_json::to_vec(d).unwrap_or_default()).unwrap_or_default();
+        let opts = DeleteOptions::parse(&self.query, "application/json", &opts_body)?;
+        let (ns, name) = (self.info.namespace.clone(), self.info.name.clone());
+        let pod = self.inner().cache.resource("pods").get(&self.key()).ok_or_else(|| ApiError::not_found("", "pods", &name))?.value();
+        let phase = pod.pointer("/status/phase").and_then(Value::as_str).unwrap_or("");
+        // Pods that do not count towards a budget go at once.
+        let ignores_budget = matches!(phase, "Succeeded" | "Failed" | "Pending" | "") || pod.pointer("/metadata/deletionTimestamp").is_some();
+        if !ignores_budget {
+            let labels = pod.pointer("/metadata/labels").and_then(Value::as_object).cloned().unwrap_or_default();
+            const PDBS: &str = "poddisruptionbudgets.policy";
+            let (pdbs, _) = self.inner().cache.resource(PDBS).list(&format!("/registry/{PDBS}/{ns}/"), self.inner().cache.revision());
+            let matching: Vec<Value> = pdbs
+                .iter()
+                .map(|c| c.value())
+                .filter(|b| {
+                    b.pointer("/spec/selector")
+                        .filter(|s| s.is_object())
+                        .and_then(|s| api::selector::LabelSelector::from_json(s).ok())
+                        .is_some_and(|sel| sel.matches(&labels))
+                })
+                .collect();
+            if matching.len() > 1 {
+                return Err(ApiError::internal("This pod has more than one PodDisruptionBudget, which the eviction subresource does not support."));
+            }
+            if let Some(pdb) = matching.first() {
+                let ready = pod.pointer("/status/conditions").and_then(Value::as_array).into_iter().flatten().any(|c| c["type"] == "Ready" && c["status"] == "True");
+                self.take_disruption(pdb, &name, ready).await?;
+            }
+        }
+        if opts.dry_run || self.dry_run() {
+            return Ok(output::value_response(StatusCode::CREATED, &api::status_success(None)));
+        }
+        self.delete_one(&self.key(), &name, &opts).await?;
         Ok(output::value_response(StatusCode::CREATED, &api::status_success(None)))
     }
+
+    /// Spends one of the budget's allowed disruptions on `pod`, or says why not.
+    async fn take_disruption(&self, pdb: &Value, pod: &str, ready: bool) -> Result<()> {
+        let name = meta_str(pdb, "name").to_string();
+        let refuse = |cause: String| {
+            ApiError::new(
+                429,
+                "TooManyRequests",
+                "Cannot evict pod as it would violate the pod's disruption budget.",
+                Some(json!({"causes": [{"reason": "DisruptionBudget", "message": cause}]})),
+            )
+        };
+        let needs = |st: &Value| {
+            let int = |k: &str| st.get(k).and_then(Value::as_i64).unwrap_or(0);
+            format!("The disruption budget {name} needs {} healthy pods and has {} currently", int("desiredHealthy"), int("currentHealthy"))
+        };
+        if !ready {
+            // An unready pod does not lower the healthy count: it may go while
+            // the budget is met (IfHealthyBudget) or always (AlwaysAllow).
+            let st = pdb.get("status").cloned().unwrap_or_default();
+            let int = |k: &str| st.get(k).and_then(Value::as_i64).unwrap_or(0);
+            let always = pdb.pointer("/spec/unhealthyPodEvictionPolicy").and_then(Value::as_str) == Some("AlwaysAllow");
+            return if always || int("currentHealthy") >= int("desiredHealthy") { Ok(()) } else { Err(refuse(needs(&st))) };
+        }
+        let def = self.srv.registry().get("policy", "v1", "poddisruptionbudgets").cloned().ok_or_else(ApiError::not_found_path)?;
+        let ctx = system_ctx(&self.srv, def, &self.info.namespace, &name, "status", "update");
+        let key = ctx.key();
+        let now = now();
+        ctx.guaranteed_update(&key, |cur| {
+            let st = cur.get("status").cloned().unwrap_or_else(|| json!({}));
+            let int = |k: &str| st.get(k).and_then(Value::as_i64).unwrap_or(0);
+            let generation = cur.pointer("/metadata/generation").and_then(Value::as_i64).unwrap_or(0);
+            if int("observedGeneration") < generation {
+                return Err(refuse(format!("The disruption budget {name} is still being processed by the server.")));
+            }
+            if int("disruptionsAllowed") <= 0 {
+                return Err(refuse(needs(&st)));
+            }
+            let mut new = cur.clone();
+            new["status"]["disruptionsAllowed"] = json!(int("disruptionsAllowed") - 1);
+            if !new["status"]["disruptedPods"].is_object() {
+                new["status"]["disruptedPods"] = json!({});
+            }
+            new["status"]["disruptedPods"][pod] = json!(now);
+            Ok(new)
+        })
+        .await?;
+        Ok(())
+    }
+
 
     /// ServiceAccount admission: the pod's account must exist (a new
     /// namespace's `default` one is waited for briefly, as the controller

@@ -2,7 +2,8 @@
 //! lifecycle, garbage collection by owner references, ReplicaSets,
 //! Deployments, StatefulSets, DaemonSets, Jobs, CronJobs, Endpoints and EndpointSlices of Services, the `default`
 //! ServiceAccount and the `kube-root-ca.crt` ConfigMap of every namespace; nodes that stop renewing their lease
-//! become unreachable; pods of nodes that no longer exist are collected. Each loop is one file with a `reconcile`, driven by
+//! become unreachable; pods of nodes that no longer exist are collected; PodDisruptionBudgets count
+//! how many pods may be disrupted. Each loop is one file with a `reconcile`, driven by
 //! kube-runtime watches (timers only where time itself is the event: job
 //! deadlines, cron schedules, lease expiry), and sees the cluster only through
 //! the Kubernetes API: the `kube::Client` it is given may be the in-process
@@ -13,6 +14,7 @@
 pub mod cronjob;
 pub mod daemonset;
 pub mod deployment;
+pub mod disruption;
 pub mod endpoints;
 pub mod gc;
 pub mod job;
@@ -53,6 +55,7 @@ pub async fn run(client: Client, root_ca: String) {
         statefulset::run(client.clone()),
         nodelifecycle::run(client.clone()),
         podgc::run(client.clone()),
+        disruption::run(client.clone()),
         deployment::run(client),
     );
 }

@@ -299,3 +299,69 @@ fn a_node_that_stops_renewing_its_lease_becomes_unreachable() {
     let fake = s.get_json(&["node", "fake-node-0"]);
     assert!(fake["spec"].get("taints").is_none_or(|t| t.as_array().is_some_and(|a| a.is_empty())), "{fake:#}");
 }
+
+#[test]
+fn disruption_budgets_gate_evictions_and_drain_waits_for_them() {
+    let s = Server::start_with(&["--fake-nodes", "2"]);
+    s.ok(&["create", "deployment", "web", "--image=busybox", "--replicas=3"]);
+    let pods = running(&s, "app=web", 3);
+    s.ok(&["create", "poddisruptionbudget", "web", "--selector=app=web", "--min-available=3"]);
+    let status = |name: &str, want: (i64, i64, i64, i64)| {
+        eventually(&format!("pdb {name} status {want:?}"), T, || {
+            let st = s.get_json(&["pdb", name])["status"].clone();
+            let n = |k: &str| st[k].as_i64().unwrap_or(-1);
+            ((n("currentHealthy"), n("desiredHealthy"), n("expectedPods"), n("disruptionsAllowed")) == want).then_some(st)
+        })
+    };
+    let st = status("web", (3, 3, 3, 0));
+    assert_eq!(st["conditions"][0]["type"], "DisruptionAllowed");
+    assert_eq!((st["conditions"][0]["status"].as_str(), st["conditions"][0]["reason"].as_str()), (Some("False"), Some("InsufficientPods")));
+
+    let evict = |pod: &str| {
+        let body = format!(r#"{{"apiVersion":"policy/v1","kind":"Eviction","metadata":{{"name":"{pod}","namespace":"default"}}}}"#);
+        let f = s.write_file(&format!("evict-{pod}.json"), &body);
+        s.kubectl(&["create", "--raw", &format!("/api/v1/namespaces/default/pods/{pod}/eviction"), "-f", &f])
+    };
+    let victim = pods[0]["metadata"]["name"].as_str().unwrap().to_string();
+    let out = evict(&victim);
+    assert!(!out.status.success());
+    let err = common::stderr(&out);
+    assert!(err.contains("TooManyRequests") && err.contains("Cannot evict pod as it would violate the pod's disruption budget."), "{err}");
+    assert!(s.get_json(&["pod", &victim])["metadata"].get("deletionTimestamp").is_none());
+
+    // One disruption allowed: the eviction spends it; the deployment
+    // replaces the pod and the budget recovers.
+    s.ok(&["patch", "pdb", "web", "-p", r#"{"spec":{"minAvailable":2}}"#]);
+    status("web", (3, 2, 3, 1));
+    assert!(evict(&victim).status.success());
+    running(&s, "app=web", 3);
+    status("web", (3, 2, 3, 1));
+
+    // Pods nothing replaces: the first eviction spends the one allowed
+    // disruption, the second is refused.
+    for name in ["solo-a", "solo-b", "solo-c"] {
+        s.ok(&["run", name, "--image=busybox", "--labels=app=solo"]);
+    }
+    running(&s, "app=solo", 3);
+    s.ok(&["create", "pdb", "solo", "--selector=app=solo", "--min-available=2"]);
+    status("solo", (3, 2, 3, 1));
+    assert!(evict("solo-a").status.success());
+    let err = common::stderr(&evict("solo-b"));
+    assert!(err.contains("Cannot evict pod as it would violate the pod's disruption budget."), "{err}");
+    status("solo", (2, 2, 2, 0));
+    s.ok(&["delete", "pod", "solo-b", "solo-c", "--grace-period=0", "--force"]);
+
+    // maxUnavailable as a percentage counts the controller's replicas.
+    s.ok(&["create", "deployment", "api", "--image=busybox", "--replicas=4"]);
+    running(&s, "app=api", 4);
+    s.ok(&["create", "pdb", "api", "--selector=app=api", "--max-unavailable=50%"]);
+    status("api", (4, 2, 4, 2));
+
+    // drain evicts through the budget: it waits and retries, and finishes
+    // once replacements are ready elsewhere.
+    s.ok(&["cordon", "fake-node-0"]);
+    let out = s.ok(&["drain", "fake-node-0", "--ignore-daemonsets", "--timeout=90s"]);
+    assert!(out.contains("drained"), "{out}");
+    let web = running(&s, "app=web", 3);
+    assert!(web.iter().all(|p| p["spec"]["nodeName"] == "fake-node-1"), "{web:#?}");
+}
