@@ -8,7 +8,7 @@ use crate::apply::{self, ApplyArgs, DeleteArgs};
 use crate::client::{ConnFlags, Result};
 use crate::config::ConfigCmd;
 use crate::get::{self, GetArgs};
-use crate::verbs;
+use crate::{streams, verbs};
 
 #[derive(Parser, Debug)]
 #[command(name = "rkctl", version, about = "A kubectl-compatible command line with a live view: rkctl get pods -w")]
@@ -45,6 +45,12 @@ pub enum Cmd {
     Wait(verbs::WaitArgs),
     /// Print the logs of a container.
     Logs(verbs::LogsArgs),
+    /// Run a command in a container.
+    Exec(streams::ExecArgs),
+    /// Attach to a process that is already running in a container.
+    Attach(streams::AttachArgs),
+    /// Forward local ports to a pod.
+    PortForward(streams::PortForwardArgs),
     /// Print the resource types the server supports.
     ApiResources(verbs::ApiResourcesArgs),
     /// Print the API versions the server supports.
@@ -100,6 +106,9 @@ pub async fn run(cli: Cli) -> Result<()> {
         Cmd::Rollout { cmd } => verbs::rollout(&ctx, cmd).await,
         Cmd::Wait(a) => verbs::wait(&ctx, a).await,
         Cmd::Logs(a) => verbs::logs(&ctx, a).await,
+        Cmd::Exec(a) => streams::exec(&ctx, a).await,
+        Cmd::Attach(a) => streams::attach(&ctx, a).await,
+        Cmd::PortForward(a) => streams::port_forward(&ctx, a).await,
         Cmd::ApiResources(a) => verbs::api_resources(&ctx, a).await,
         Cmd::ApiVersions => verbs::api_versions(&ctx).await,
         Cmd::Explain(a) => verbs::explain(&ctx, a).await,

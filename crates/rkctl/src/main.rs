@@ -9,7 +9,7 @@
 //! `printers` (alignment, json/yaml as kubectl writes them, colour),
 //! `jsonpath` (templates, custom columns, sorting), `model` (the pure
 //! live-table model), `live` (watching and the terminal renderer), `apply`
-//! (apply/create/delete), `verbs` (the remaining commands) and `config`
+//! (apply/create/delete), `streams` (exec, attach, port-forward), `verbs` (the remaining commands) and `config`
 //! (kubeconfig editing).
 
 mod apply;
@@ -22,6 +22,7 @@ mod jsonpath;
 mod live;
 mod model;
 mod printers;
+mod streams;
 mod verbs;
 
 use std::io::Write;

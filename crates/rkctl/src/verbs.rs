@@ -357,25 +357,40 @@ pub async fn wait(ctx: &Ctx, a: &WaitArgs) -> Result<()> {
 
 #[derive(clap::Args, Debug)]
 pub struct LogsArgs {
-    /// POD, or TYPE/NAME of a workload (its first pod).
+    /// POD, or TYPE/NAME of a workload or Service (one of its pods).
     pub target: Option<String>,
     #[arg(short, long)]
     pub container: Option<String>,
     /// Stream new lines as they come.
     #[arg(short, long)]
     pub follow: bool,
-    /// Lines from the end to show first.
+    /// Lines from the end to show first (default: all, or 10 with a selector).
     #[arg(long)]
     pub tail: Option<i64>,
-    /// The pods matching this selector, each line prefixed with its source.
+    /// The pods matching this selector.
     #[arg(short = 'l', long)]
     pub selector: Option<String>,
-    /// Prefix each line with [pod/NAME/CONTAINER].
+    /// Prefix each line with its source, [pod/NAME/CONTAINER].
     #[arg(long)]
     pub prefix: bool,
     /// Every container of each pod.
     #[arg(long)]
     pub all_containers: bool,
+    /// The previous instance of the container, if it restarted.
+    #[arg(short, long)]
+    pub previous: bool,
+    /// Start each line with its RFC 3339 timestamp.
+    #[arg(long)]
+    pub timestamps: bool,
+    /// Only lines newer than this (e.g. 5s, 2m, 3h).
+    #[arg(long)]
+    pub since: Option<String>,
+    /// At most this many log streams followed at once.
+    #[arg(long, default_value_t = 5)]
+    pub max_log_requests: usize,
+    /// No "Defaulted container" notes.
+    #[arg(short, long)]
+    pub quiet: bool,
 }
 
 pub async fn logs(ctx: &Ctx, a: &LogsArgs) -> Result<()> {
@@ -384,47 +399,83 @@ pub async fn logs(ctx: &Ctx, a: &LogsArgs) -> Result<()> {
         (Some(sel), _) => {
             ctx.get(&format!("/api/v1/namespaces/{ns}/pods?labelSelector={}", enc(sel))).await?["items"].as_array().cloned().unwrap_or_default()
         }
-        (None, Some(t)) => {
-            let name = t.strip_prefix("pod/").or(t.strip_prefix("pods/")).unwrap_or(t);
-            vec![ctx.get(&format!("/api/v1/namespaces/{ns}/pods/{name}")).await?]
-        }
+        (None, Some(t)) => vec![crate::streams::resolve_pod(ctx, t).await?],
         (None, None) => return err("expected POD or -l selector"),
     };
     if pods.is_empty() {
-        return err("no pods match");
+        eprintln!("No resources found in {ns} namespace.");
+        return Ok(());
     }
-    let prefix = a.prefix || a.selector.is_some() && pods.len() > 1;
-    let mut streams = Vec::new();
+    // kubectl shows the last 10 lines of each source when a selector picks them.
+    let tail = a.tail.filter(|t| *t >= 0).or(a.selector.as_ref().map(|_| 10));
+    let since = a.since.as_deref().map(parse_duration).transpose()?;
+    let mut sources = Vec::new();
     for p in &pods {
         let pod = p["metadata"]["name"].as_str().unwrap_or_default().to_string();
-        let all: Vec<String> =
-            p["spec"]["containers"].as_array().into_iter().flatten().filter_map(|c| c["name"].as_str().map(str::to_string)).collect();
-        let containers = match (&a.container, a.all_containers) {
-            (Some(c), _) => vec![c.clone()],
-            (None, true) => all,
-            (None, false) => all.into_iter().take(1).collect(),
-        };
-        for c in containers {
-            let mut url = format!("/api/v1/namespaces/{ns}/pods/{pod}/log?container={c}&follow={}", a.follow);
-            if let Some(t) = a.tail {
-                url.push_str(&format!("&tailLines={t}"));
+        let containers = if a.all_containers {
+            let names = |key: &str| -> Vec<String> {
+                p["spec"][key].as_array().into_iter().flatten().filter_map(|c| c["name"].as_str().map(str::to_string)).collect()
+            };
+            let mut all = names("initContainers");
+            all.extend(names("containers"));
+            all
+        } else {
+            let c = crate::streams::pick_container(p, a.container.as_deref(), a.quiet)?;
+            // kubectl checks the name itself before asking the server.
+            let known = ["containers", "initContainers", "ephemeralContainers"]
+                .iter()
+                .any(|k| p["spec"][*k].as_array().into_iter().flatten().any(|x| x["name"] == c.as_str()));
+            if !known {
+                return err(format!("container {c} is not valid for pod {pod}"));
             }
-            let tag = if prefix { format!("[pod/{pod}/{c}] ") } else { String::new() };
-            streams.push(async move {
-                let body = ctx.stream(&url, "*/*").await?;
-                let mut lines = body.lines();
-                while let Some(l) = lines.next().await {
-                    let l = l?;
-                    let mut o = std::io::stdout().lock();
-                    writeln!(o, "{tag}{l}")?;
-                    o.flush()?;
-                }
-                Ok::<(), Error>(())
-            });
-        }
+            vec![c]
+        };
+        sources.extend(containers.into_iter().map(|c| (pod.clone(), c)));
     }
-    for r in futures::future::join_all(streams).await {
-        r?;
+    if a.follow && sources.len() > a.max_log_requests {
+        return err(format!(
+            "you are attempting to follow {} log streams, but maximum allowed concurrency is {}, use --max-log-requests to increase the limit",
+            sources.len(),
+            a.max_log_requests
+        ));
+    }
+    let mut streams = Vec::new();
+    for (pod, c) in sources {
+        let mut url = format!("/api/v1/namespaces/{ns}/pods/{pod}/log?container={c}");
+        for (on, q) in [(a.follow, "follow"), (a.previous, "previous"), (a.timestamps, "timestamps")] {
+            if on {
+                url.push_str(&format!("&{q}=true"));
+            }
+        }
+        if let Some(t) = tail {
+            url.push_str(&format!("&tailLines={t}"));
+        }
+        if let Some(d) = since {
+            url.push_str(&format!("&sinceSeconds={}", d.as_secs().max(1)));
+        }
+        let tag = if a.prefix { format!("[pod/{pod}/{c}] ") } else { String::new() };
+        streams.push(async move {
+            let body = ctx.stream(&url, "*/*").await?;
+            let mut lines = body.lines();
+            while let Some(l) = lines.next().await {
+                let l = l?;
+                let mut o = std::io::stdout().lock();
+                writeln!(o, "{tag}{l}")?;
+                o.flush()?;
+            }
+            Ok::<(), Error>(())
+        });
+    }
+    // Followed streams run side by side; otherwise one source after another,
+    // so each source's lines stay together, as kubectl prints them.
+    if a.follow {
+        for r in futures::future::join_all(streams).await {
+            r?;
+        }
+    } else {
+        for s in streams {
+            s.await?;
+        }
     }
     Ok(())
 }

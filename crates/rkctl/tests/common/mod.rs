@@ -2,6 +2,11 @@
 //! the rkctl binary) on a free loopback port with its own data directory, and
 //! runs rkctl and the real kubectl against it with the admin kubeconfig the
 //! server writes. Each test owns its server.
+//!
+//! `Server::start_node_agent` runs the server with its real node agent
+//! (containerd, runc, CNI) in new network, PID and mount namespaces, beside a
+//! registry on 127.0.0.1:5000 there serving the images `scripts/images.sh`
+//! builds; rkctl and kubectl then run in that network namespace.
 
 #![allow(dead_code)]
 
@@ -42,7 +47,16 @@ pub struct Server {
     pub root: tempfile::TempDir,
     pub kubeconfig: PathBuf,
     args: Vec<String>,
+    /// Set when the server runs under `unshare` with a real node agent;
+    /// commands then enter its network namespace.
+    netns: bool,
+    /// The `unshare` process's PID (it lives in that network namespace).
+    ns_pid: u32,
 }
+
+/// The registry of the node-agent servers, inside their network namespace.
+pub const REGISTRY: &str = "127.0.0.1:5000";
+pub const BUSYBOX: &str = "127.0.0.1:5000/busybox:1";
 
 impl Server {
     /// A server with two simulated nodes, so pods go Running.
@@ -56,13 +70,48 @@ impl Server {
             let root = tempfile::Builder::new().prefix("rkctl-e2e-").tempdir().unwrap();
             let kubeconfig = root.path().join("data").join("admin.kubeconfig");
             let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-            let mut s = Server { child: None, port, root, kubeconfig, args: args.iter().map(|a| a.to_string()).collect() };
+            let mut s = Server { child: None, port, root, kubeconfig, args: args.iter().map(|a| a.to_string()).collect(), netns: false, ns_pid: 0 };
             match s.spawn() {
                 Ok(()) => return s,
                 Err(e) => last = e,
             }
         }
         panic!("the server did not start: {last}");
+    }
+
+    /// A server whose node agent runs pods in real containers, in its own
+    /// network, PID and mount namespaces; everything it starts dies with it.
+    pub fn start_node_agent() -> Server {
+        let repo = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+        let images = repo.join("target/e2e-images");
+        let built = Command::new(repo.join("scripts/images.sh")).arg(&images).status().expect("running scripts/images.sh");
+        assert!(built.success(), "scripts/images.sh failed: it needs umoci, skopeo, docker-registry and busybox-static (scripts/test.sh installs them)");
+        let root = tempfile::Builder::new().prefix("rkctl-node-").tempdir().unwrap();
+        let registry = format!(
+            "version: 0.1\nstorage:\n  filesystem:\n    rootdirectory: {}\n  maintenance:\n    readonly:\n      enabled: true\nhttp:\n  addr: {REGISTRY}\n",
+            images.join("registry").canonicalize().expect("the image registry directory").display()
+        );
+        std::fs::write(root.path().join("registry.yml"), registry).unwrap();
+        let kubeconfig = root.path().join("data").join("admin.kubeconfig");
+        let args = ["--pause-image", "127.0.0.1:5000/pause:1", "--insecure-registry", REGISTRY, "--node-name", "node-1"];
+        let mut s = Server { child: None, port: 6443, root, kubeconfig, args: args.iter().map(|a| a.to_string()).collect(), netns: true, ns_pid: 0 };
+        s.spawn().unwrap_or_else(|e| panic!("the server did not start: {e}"));
+        s
+    }
+
+    /// The `unshare` process of a node-agent server (in its network namespace).
+    pub fn ns_pid(&self) -> u32 {
+        self.ns_pid
+    }
+
+    /// A command run in the server's network namespace (plain otherwise).
+    pub fn in_netns(&self, bin: impl AsRef<std::ffi::OsStr>) -> Command {
+        if !self.netns {
+            return Command::new(bin);
+        }
+        let mut c = Command::new("nsenter");
+        c.arg("-t").arg(self.ns_pid.to_string()).args(["-n", "--"]).arg(bin);
+        c
     }
 
     pub fn log(&self) -> String {
@@ -72,19 +121,38 @@ impl Server {
     /// The one place a server process is started.
     fn spawn(&mut self) -> Result<(), String> {
         let log = std::fs::OpenOptions::new().create(true).append(true).open(self.root.path().join("server.log")).map_err(|e| e.to_string())?;
-        let mut child = Command::new(rkube_bin())
+        let mut cmd = if self.netns {
+            // New network, PID and mount namespaces with their own /run
+            // (containerd keeps pod network namespaces there) and the
+            // registry; the shell is PID 1 there, so killing `unshare`
+            // ends the server, containerd, the shims and the containers.
+            let script = format!(
+                "mount -t tmpfs tmpfs /run && ip link set lo up && docker-registry serve {reg} >{log} 2>&1 & \
+                 for i in $(seq 100); do curl -sf http://{REGISTRY}/v2/ >/dev/null && break; sleep 0.05; done; \
+                 \"$0\" \"$@\" & wait",
+                reg = self.root.path().join("registry.yml").display(),
+                log = self.root.path().join("registry.log").display()
+            );
+            let mut c = Command::new("unshare");
+            c.args(["--net", "--pid", "--mount", "--fork", "--mount-proc", "--kill-child", "sh", "-c", &script]).arg(rkube_bin());
+            c
+        } else {
+            Command::new(rkube_bin())
+        };
+        let mut child = cmd
             .arg("server")
             .arg("--data-dir")
             .arg(self.root.path().join("data"))
             .arg("--bind")
             .arg(format!("127.0.0.1:{}", self.port))
-            .args(server_flags())
+            .args(if self.netns { &[][..] } else { server_flags() })
             .args(&self.args)
             .stdin(Stdio::null())
             .stdout(log.try_clone().map_err(|e| e.to_string())?)
             .stderr(log)
             .spawn()
             .map_err(|e| format!("spawning rkube: {e}"))?;
+        self.ns_pid = child.id();
         let deadline = Instant::now() + READY_TIMEOUT;
         loop {
             if let Some(st) = child.try_wait().map_err(|e| e.to_string())? {
@@ -128,11 +196,13 @@ impl Server {
     }
 
     fn cmd(&self, bin: &str, args: &[&str]) -> Command {
-        let mut c = Command::new(bin);
-        c.arg("--kubeconfig").arg(&self.kubeconfig).args(args).env_remove("KUBECONFIG").env_remove("NO_COLOR").stdin(Stdio::null());
+        let mut c = self.in_netns(bin);
+        c.arg("--kubeconfig").arg(&self.kubeconfig);
+        // Before the command's own arguments, which may end with `-- CMD …`.
         if bin == "kubectl" {
             c.arg("--cache-dir").arg(self.root.path().join("kubecache"));
         }
+        c.args(args).env_remove("KUBECONFIG").env_remove("NO_COLOR").stdin(Stdio::null());
         c
     }
 
@@ -338,12 +408,68 @@ impl Drop for Tmux {
 
 fn rand_suffix() -> u64 {
     use std::hash::{BuildHasher, Hasher};
+    // A counter too: two sessions of one test must never share a name.
+    static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
     let mut h = std::collections::hash_map::RandomState::new().build_hasher();
     h.write_u64(Instant::now().elapsed().as_nanos() as u64);
-    h.finish() % 1_000_000
+    h.finish() % 1_000_000 * 1000 + NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed) % 1000
 }
 
 /// The lines of a screen that contain `needle`, with their row numbers.
 pub fn rows_with(screen: &str, needle: &str) -> Vec<(usize, String)> {
     screen.lines().enumerate().filter(|(_, l)| l.contains(needle)).map(|(i, l)| (i, l.to_string())).collect()
+}
+
+/// A long-running rkctl (`logs -f`, `port-forward`) whose stdout lines
+/// arrive on a channel; killed on drop.
+pub struct Background {
+    pub child: Child,
+    lines: std::sync::mpsc::Receiver<String>,
+}
+
+impl Server {
+    pub fn spawn_rkctl(&self, args: &[&str]) -> Background {
+        use std::io::BufRead;
+        let mut child = self.rkctl_cmd(args).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().expect("running rkctl");
+        let out = child.stdout.take().unwrap();
+        let (tx, lines) = std::sync::mpsc::channel();
+        thread::spawn(move || {
+            for l in std::io::BufReader::new(out).lines().map_while(Result::ok) {
+                if tx.send(l).is_err() {
+                    return;
+                }
+            }
+        });
+        Background { child, lines }
+    }
+}
+
+impl Background {
+    /// Waits for a stdout line satisfying `pred`, returning it; panics with
+    /// every line seen (and stderr) when `timeout` passes first.
+    pub fn expect_line(&mut self, what: &str, timeout: Duration, pred: impl Fn(&str) -> bool) -> String {
+        let deadline = Instant::now() + timeout;
+        let mut seen = Vec::new();
+        loop {
+            match self.lines.recv_timeout(deadline.saturating_duration_since(Instant::now())) {
+                Ok(l) if pred(&l) => return l,
+                Ok(l) => seen.push(l),
+                Err(_) => {
+                    let _ = self.child.kill();
+                    let mut err = String::new();
+                    if let Some(mut e) = self.child.stderr.take() {
+                        let _ = std::io::Read::read_to_string(&mut e, &mut err);
+                    }
+                    panic!("no line with {what} within {timeout:?}; lines seen: {seen:#?}; stderr: {err}");
+                }
+            }
+        }
+    }
+}
+
+impl Drop for Background {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
 }
