@@ -25,9 +25,9 @@ pub fn rkctl_bin() -> &'static str {
 }
 
 /// `rkube` is built into the same directory (the test command runs
-/// `cargo build --bins` first).
+/// `cargo build --bins` first); `RKCTL_TEST_RKUBE` names another build.
 pub fn rkube_bin() -> PathBuf {
-    std::path::Path::new(rkctl_bin()).with_file_name("rkube")
+    std::env::var_os("RKCTL_TEST_RKUBE").map(PathBuf::from).unwrap_or_else(|| std::path::Path::new(rkctl_bin()).with_file_name("rkube"))
 }
 
 /// Flags every test server gets. A server that can run a real node agent
