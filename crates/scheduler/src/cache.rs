@@ -83,6 +83,8 @@ pub struct State {
     active: BinaryHeap<(i32, Reverse<u64>, String)>,
     waiting: BinaryHeap<Reverse<(Instant, String)>>,
     unschedulable: HashSet<String>,
+    /// The constrained subset of `unschedulable`.
+    waiting_on_pods: HashSet<String>,
     seq: u64,
     /// Pods nominated to a node by preemption: node, priority, requests.
     pub nominated: HashMap<String, (String, i32, Requests)>,
@@ -159,10 +161,12 @@ impl State {
     pub fn assume(&mut self, pod: Arc<Pod>, node: &str) {
         let facts = Arc::new(PodFacts::new(pod, node));
         let uid = facts.uid.clone();
-        self.pending.remove(&uid);
+        self.forget_pending(&uid);
         self.nominated.remove(&uid);
         self.assumed.insert(uid, Instant::now());
         self.add_placed(facts);
+        // A pod placed is what pods with affinity or spread may wait for.
+        self.move_unschedulable(true);
     }
 
     /// A binding failed: forget the assumption and try the pod again later.
@@ -192,6 +196,7 @@ impl State {
     /// if its last attempt was recent.
     fn retry(&mut self, uid: &str, now: Instant) {
         self.unschedulable.remove(uid);
+        self.waiting_on_pods.remove(uid);
         let Some(p) = self.pending.get_mut(uid) else { return };
         let since = match p.queue {
             Queue::Unschedulable(t) => t,
@@ -209,15 +214,12 @@ impl State {
     /// A change in the cluster that may let unschedulable pods fit: all of
     /// them (or only those waiting on other pods) are tried again.
     pub fn move_unschedulable(&mut self, only_constrained: bool) {
-        if self.unschedulable.is_empty() {
+        let set = if only_constrained { &self.waiting_on_pods } else { &self.unschedulable };
+        if set.is_empty() {
             return;
         }
         let now = Instant::now();
-        let uids: Vec<String> = if only_constrained {
-            self.unschedulable.iter().filter(|u| self.pending.get(*u).is_some_and(|p| p.constrained)).cloned().collect()
-        } else {
-            self.unschedulable.iter().cloned().collect()
-        };
+        let uids: Vec<String> = set.iter().cloned().collect();
         for u in uids {
             self.retry(&u, now);
         }
@@ -270,6 +272,9 @@ impl State {
         {
             p.queue = Queue::Unschedulable(Instant::now());
             self.unschedulable.insert(uid.to_string());
+            if p.constrained {
+                self.waiting_on_pods.insert(uid.to_string());
+            }
         }
     }
 
@@ -284,8 +289,7 @@ impl State {
             return !self.active.is_empty();
         }
         if let Some(node) = pod.spec.as_ref().and_then(|s| s.node_name.clone()).filter(|n| !n.is_empty()) {
-            self.pending.remove(&uid);
-            self.unschedulable.remove(&uid);
+            self.forget_pending(&uid);
             self.nominated.remove(&uid);
             let was_assumed = self.assumed.remove(&uid).is_some();
             let old = self.remove_placed(&uid);
@@ -302,8 +306,7 @@ impl State {
             return false;
         }
         if !wants_scheduling(&pod) {
-            self.pending.remove(&uid);
-            self.unschedulable.remove(&uid);
+            self.forget_pending(&uid);
             return false;
         }
         match self.pending.get_mut(&uid) {
@@ -327,9 +330,14 @@ impl State {
         }
     }
 
-    pub fn pod_deleted(&mut self, uid: &str) {
+    fn forget_pending(&mut self, uid: &str) {
         self.pending.remove(uid);
         self.unschedulable.remove(uid);
+        self.waiting_on_pods.remove(uid);
+    }
+
+    pub fn pod_deleted(&mut self, uid: &str) {
+        self.forget_pending(uid);
         self.nominated.remove(uid);
         self.assumed.remove(uid);
         if self.remove_placed(uid).is_some() {
@@ -439,6 +447,27 @@ mod tests {
         s.move_unschedulable(false);
         assert!(s.next(Instant::now()).is_none(), "a waits out its backoff");
         assert_eq!(s.next(Instant::now() + Duration::from_secs(2)).unwrap().metadata.name.as_deref(), Some("a"));
+    }
+
+    #[test]
+    fn pods_waiting_on_other_pods_retry_when_one_is_placed() {
+        let mut s = State::default();
+        let mut spread = (*pod("spread", 0, None)).clone();
+        spread.spec.as_mut().unwrap().topology_spread_constraints =
+            Some(vec![serde_json::from_value(json!({"maxSkew": 1, "topologyKey": "zone", "whenUnsatisfiable": "DoNotSchedule"})).unwrap()]);
+        s.pod_applied(Arc::new(spread));
+        s.pod_applied(pod("plain", 0, None));
+        let now = Instant::now();
+        for _ in 0..2 {
+            let p = s.next(now).unwrap();
+            s.unschedulable(p.metadata.uid.as_deref().unwrap());
+        }
+        s.pod_applied(pod("other", 0, None));
+        let other = s.next(now).unwrap();
+        s.assume(other, "n");
+        let later = Instant::now() + Duration::from_secs(2);
+        assert_eq!(s.next(later).unwrap().metadata.name.as_deref(), Some("spread"));
+        assert!(s.next(later).is_none(), "the plain pod waits for a change that frees room");
     }
 
     #[test]
