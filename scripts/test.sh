@@ -8,20 +8,25 @@ need_apt=()
 command -v kubectl >/dev/null || need_apt+=(kubectl)
 # The node agent's tests run real containers: containerd, runc and the CNI
 # plugins; a registry and the tools that build its images from busybox;
-# protoc builds the CRI bindings.
+# protoc builds the CRI bindings; CronJob time zones come from tzdata.
 for pair in containerd:containerd runc:runc /usr/lib/cni/bridge:containernetworking-plugins \
   docker-registry:docker-registry umoci:umoci skopeo:skopeo /bin/busybox:busybox-static \
-  nft:nftables iptables:iptables protoc:protobuf-compiler curl:curl ip:iproute2 unshare:util-linux; do
+  nft:nftables iptables:iptables protoc:protobuf-compiler curl:curl ip:iproute2 unshare:util-linux script:bsdutils \
+  /usr/share/zoneinfo/Asia/Kolkata:tzdata; do
   bin=${pair%%:*} pkg=${pair#*:}
   if [ "${bin#/}" != "$bin" ]; then [ -e "$bin" ] || need_apt+=("$pkg"); else command -v "$bin" >/dev/null || need_apt+=("$pkg"); fi
 done
 command -v tmux >/dev/null || need_apt+=(tmux)
+# rkctl's completion tests press Tab in a real zsh and fish.
+command -v zsh >/dev/null || need_apt+=(zsh)
+command -v fish >/dev/null || need_apt+=(fish)
 if [ ${#need_apt[@]} -gt 0 ]; then
   echo "installing: ${need_apt[*]}"
   apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need_apt[@]}"
 fi
 command -v kubectl >/dev/null || { echo "kubectl is required by the end-to-end tests and could not be installed" >&2; exit 1; }
 command -v tmux >/dev/null || { echo "tmux is required by the rkctl live view tests and could not be installed" >&2; exit 1; }
+for sh in zsh fish; do command -v $sh >/dev/null || { echo "$sh is required by the rkctl completion tests and could not be installed" >&2; exit 1; }; done
 # Debian's docker-registry service listens on every address; the tests run
 # their own registries on 127.0.0.1 inside their own network namespaces.
 if command -v systemctl >/dev/null && systemctl is-enabled docker-registry >/dev/null 2>&1; then

@@ -1,5 +1,6 @@
 //! CronJob (upstream's CronJobControllerV2): at each time its schedule names
-//! (five-field cron in UTC, or `@hourly`-style macros), creates a Job from
+//! (five-field cron or `@hourly`-style macros, in `timeZone` from the
+//! system's tz database, else UTC), creates a Job from
 //! the template, named after the CronJob and the scheduled minute;
 //! `concurrencyPolicy` decides what happens to a run still active (Allow,
 //! Forbid, Replace); `suspend` stops new runs; finished Jobs beyond the
@@ -71,7 +72,7 @@ fn field(spec: &str, min: u32, max: u32) -> Option<Vec<bool>> {
 }
 
 /// A parsed schedule: minute, hour, day of month, month, day of week.
-pub struct Schedule([Vec<bool>; 5], bool, bool);
+pub struct Schedule([Vec<bool>; 5], bool, bool, TimeZone);
 
 impl Schedule {
     pub fn parse(s: &str) -> Option<Schedule> {
@@ -89,11 +90,17 @@ impl Schedule {
         if dow.contains('7') {
             dow_f[0] = true;
         }
-        Some(Schedule([field(m, 0, 59)?, field(h, 0, 23)?, field(dom, 1, 31)?, field(mon, 1, 12)?, dow_f], *dom != "*", *dow != "*"))
+        Some(Schedule([field(m, 0, 59)?, field(h, 0, 23)?, field(dom, 1, 31)?, field(mon, 1, 12)?, dow_f], *dom != "*", *dow != "*", TimeZone::UTC))
+    }
+
+    /// The schedule read in a named time zone ("Europe/Paris").
+    pub fn in_zone(mut self, name: &str) -> Result<Schedule, String> {
+        self.3 = TimeZone::get(name).map_err(|e| format!("invalid timeZone: {name:?}: {e}"))?;
+        Ok(self)
     }
 
     fn matches(&self, t: Timestamp) -> bool {
-        let z = t.to_zoned(TimeZone::UTC);
+        let z = t.to_zoned(self.3.clone());
         let [m, h, dom, mon, dow] = &self.0;
         let day = dom[z.day() as usize];
         let weekday = dow[z.weekday().to_sunday_zero_offset() as usize];
@@ -149,6 +156,17 @@ async fn reconcile(cj: Arc<CronJob>, ctx: Arc<Ctx>) -> Result<Action> {
     let spec = cj.spec.clone();
     let Some(schedule) = Schedule::parse(&spec.schedule) else {
         return Err(Error::Other(format!("unparseable schedule {:?}", spec.schedule)));
+    };
+    let schedule = match spec.time_zone.as_deref() {
+        None | Some("") => schedule,
+        Some(tz) => match schedule.in_zone(tz) {
+            Ok(s) => s,
+            Err(msg) => {
+                // As upstream: said once as an event, then nothing runs until the spec changes.
+                crate::events::warn(&ctx.client, &*cj, "cronjob-controller", "UnknownTimeZone", &msg).await;
+                return Ok(Action::await_change());
+            }
+        },
     };
     let jobs: Api<Job> = Api::namespaced(ctx.client.clone(), &ns);
     let mut owned: Vec<Job> =
@@ -240,6 +258,13 @@ mod tests {
         assert_eq!(hourly.last_between(at("2026-12-01T08:30:00Z"), at("2026-12-01T10:17:30Z")), Some(at("2026-12-01T10:00:00Z")));
         assert_eq!(hourly.last_between(at("2026-12-01T10:00:00Z"), at("2026-12-01T10:17:30Z")), None);
         assert_eq!(hourly.next_after(at("2026-12-01T10:17:30Z")), Some(at("2026-12-01T11:00:00Z")));
+        // 09:00 in Tokyo (UTC+9, no daylight saving) is midnight UTC.
+        let tokyo = Schedule::parse("0 9 * * *").unwrap().in_zone("Asia/Tokyo").unwrap();
+        assert!(tokyo.matches(at("2026-12-01T00:00:00Z")) && !tokyo.matches(at("2026-12-01T09:00:00Z")));
+        // New York: 09:00 is 14:00 UTC in winter and 13:00 UTC in summer.
+        let ny = Schedule::parse("0 9 * * *").unwrap().in_zone("America/New_York").unwrap();
+        assert!(ny.matches(at("2026-12-01T14:00:00Z")) && ny.matches(at("2026-07-01T13:00:00Z")));
+        assert!(Schedule::parse("0 9 * * *").unwrap().in_zone("Mars/Olympus").is_err());
         for bad in ["", "* * * *", "61 * * * *", "*/0 * * * *", "a b c d e"] {
             assert!(Schedule::parse(bad).is_none(), "{bad:?}");
         }

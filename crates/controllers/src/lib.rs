@@ -15,6 +15,7 @@ pub mod cronjob;
 pub mod daemonset;
 pub mod deployment;
 pub mod disruption;
+mod events;
 pub mod endpoints;
 pub mod gc;
 pub mod job;

@@ -206,11 +206,28 @@ fn jobs_complete_index_and_fail_after_their_backoff_limit() {
 fn a_cronjob_starts_jobs_on_its_schedule() {
     let s = Server::start_with(&["--fake-nodes", "1"]);
     s.ok(&["create", "cronjob", "tick", "--image=busybox", "--schedule=* * * * *"]);
+    // In a time zone: the next minute as a clock in Kolkata (UTC+05:30, no
+    // daylight saving) shows it; read in UTC the schedule would be hours off.
+    let now = k8s_openapi::jiff::Timestamp::now().as_second();
+    let next = now - now.rem_euclid(60) + 60 + 5 * 3600 + 1800;
+    let (hour, minute) = (next.rem_euclid(86400) / 3600, next.rem_euclid(3600) / 60);
+    let zoned = format!(
+        "apiVersion: batch/v1\nkind: CronJob\nmetadata: {{name: kolkata}}\nspec:\n  schedule: \"{minute} {hour} * * *\"\n  timeZone: Asia/Kolkata\n  jobTemplate:\n    spec:\n      template:\n        spec:\n          restartPolicy: Never\n          containers: [{{name: c, image: busybox}}]\n"
+    );
+    s.ok_stdin(&["apply", "-f", "-"], &zoned);
+    let bad = s.kubectl_stdin(&["apply", "-f", "-"], &zoned.replace("kolkata", "nowhere").replace("Asia/Kolkata", "Mars/Olympus"));
+    let err = common::stderr(&bad);
+    assert!(err.contains(r#"spec.timeZone: Invalid value: "Mars/Olympus": unknown time zone Mars/Olympus"#), "{err}");
     // The next minute boundary is at most 60 s away.
     let job = eventually("a Job of the CronJob", Duration::from_secs(75), || {
         let jobs = s.get_json(&["jobs"]);
-        jobs["items"].as_array().and_then(|a| a.first().cloned())
+        jobs["items"].as_array().and_then(|a| a.iter().find(|j| j["metadata"]["name"].as_str().unwrap_or("").starts_with("tick-")).cloned())
     });
+    eventually("the Kolkata job", Duration::from_secs(20), || {
+        let jobs = s.get_json(&["jobs"]);
+        jobs["items"].as_array().and_then(|a| a.iter().find(|j| j["metadata"]["name"].as_str().unwrap_or("").starts_with("kolkata-")).cloned())
+    });
+
     let name = job["metadata"]["name"].as_str().unwrap().to_string();
     assert!(name.starts_with("tick-"), "{job:#}");
     assert_eq!(job["metadata"]["ownerReferences"][0]["kind"], "CronJob");

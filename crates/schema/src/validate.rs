@@ -43,6 +43,9 @@ pub fn validate(defs: &Definitions, def: &ResourceDef, obj: &Value, old: Option<
             if let Some(js) = spec.pointer("/jobTemplate/spec") {
                 job_spec(js, "spec.jobTemplate.spec", &mut out);
             }
+            if let Some(tz) = spec.get("timeZone").and_then(Value::as_str) {
+                time_zone(tz, &mut out);
+            }
         }
         ("", "Service") => service(spec, &mut out),
         ("", "ConfigMap") => {
@@ -55,6 +58,23 @@ pub fn validate(defs: &Definitions, def: &ResourceDef, obj: &Value, old: Option<
         _ => {}
     }
     out
+}
+
+/// `spec.timeZone` must name a zone of the tz database, as upstream's
+/// `time.LoadLocation` check (read from the system's zoneinfo files).
+fn time_zone(tz: &str, out: &mut Vec<StatusCause>) {
+    let f = "spec.timeZone";
+    if tz.eq_ignore_ascii_case("local") {
+        out.push(invalid_value(f, &json!(tz), "timeZone must be an explicit time zone as defined in https://www.iana.org/time-zones"));
+        return;
+    }
+    let well_formed = !tz.is_empty()
+        && !tz.starts_with('/')
+        && !tz.split('/').any(|p| p == ".." || p == ".")
+        && tz.chars().all(|c| c.is_ascii_alphanumeric() || "/_+-".contains(c));
+    if !(well_formed && std::path::Path::new("/usr/share/zoneinfo").join(tz).is_file()) {
+        out.push(invalid_value(f, &json!(tz), &format!("unknown time zone {tz}")));
+    }
 }
 
 /// Fields the definitions mark required, at every depth.
