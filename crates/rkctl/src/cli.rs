@@ -125,8 +125,20 @@ pub async fn run(cli: Cli) -> Result<()> {
 fn completion_script(shell: &str) -> String {
     match shell {
         "bash" => "_rkctl() {\n  local IFS=$'\\n'\n  COMPREPLY=($(compgen -W \"$(rkctl __complete \"${COMP_WORDS[@]:1:COMP_CWORD}\" 2>/dev/null)\" -- \"${COMP_WORDS[COMP_CWORD]}\"))\n}\ncomplete -o default -F _rkctl rkctl\n".into(),
-        "zsh" => "#compdef rkctl\n_rkctl() {\n  local -a c\n  c=(${(f)\"$(rkctl __complete ${words[2,CURRENT]} 2>/dev/null)\"})\n  compadd -a c\n}\ncompdef _rkctl rkctl\n".into(),
-        _ => "complete -c rkctl -f -a '(rkctl __complete (commandline -opc)[2..] (commandline -ct) 2>/dev/null)'\n".into(),
+        // Quoted and with `(@)`, so the empty word being completed is kept.
+        "zsh" => concat!(
+            "#compdef rkctl\n",
+            "_rkctl() {\n",
+            "  local -a c\n",
+            "  c=(${(f)\"$(rkctl __complete \"${(@)words[2,CURRENT]}\" 2>/dev/null)\"})\n",
+            "  compadd -a c\n",
+            "}\n",
+            "# Sourced, this registers the function; autoloaded from $fpath, it completes.\n",
+            "if [ \"$funcstack[1]\" = \"_rkctl\" ]; then _rkctl \"$@\"; else compdef _rkctl rkctl; fi\n",
+        )
+        .into(),
+        // `string collect -a` keeps the empty word being completed.
+        _ => "complete -c rkctl -f -a '(rkctl __complete (commandline -opc)[2..] (commandline -ct | string collect -a) 2>/dev/null)'\n".into(),
     }
 }
 

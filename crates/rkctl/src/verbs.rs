@@ -725,9 +725,37 @@ pub async fn version(ctx: &Ctx) -> Result<()> {
 pub async fn complete(conn: &ConnFlags, cmd: &clap::Command, words: &[String]) -> Result<()> {
     let (cur, done) = words.split_last().map_or(("", &[][..]), |(c, d)| (c.as_str(), d));
     let mut out: Vec<String> = Vec::new();
-    let verb = done.iter().find(|w| !w.starts_with('-')).and_then(|v| cmd.find_subcommand(v));
-    let positional: Vec<&String> = done.iter().skip(1).filter(|w| !w.starts_with('-')).collect();
+    // Connection flags typed on the line (`-n team`, `--context=b`) choose
+    // where names come from, and are neither the verb nor its arguments.
+    let mut conn = conn.clone();
+    let mut rest: Vec<&String> = Vec::new();
+    let mut i = 0;
+    while i < done.len() {
+        let w = &done[i];
+        let (flag, inline) = match w.split_once('=') {
+            Some((f, v)) if f.starts_with('-') => (f, Some(v.to_string())),
+            _ => (w.as_str(), None),
+        };
+        if matches!(flag, "-n" | "--namespace" | "--context" | "--kubeconfig" | "--cluster" | "--user") {
+            let value = inline.or_else(|| done.get(i + 1).cloned());
+            i += if w.contains('=') { 1 } else { 2 };
+            match flag {
+                "-n" | "--namespace" => conn.namespace = value,
+                "--context" => conn.context = value,
+                "--kubeconfig" => conn.kubeconfig = value.map(Into::into),
+                "--cluster" => conn.cluster = value,
+                _ => conn.user = value,
+            }
+            continue;
+        }
+        rest.push(w);
+        i += 1;
+    }
+    let at = rest.iter().position(|w| !w.starts_with('-'));
+    let verb = at.and_then(|i| cmd.find_subcommand(rest[i]));
+    let positional: Vec<&String> = at.map_or(&[][..], |i| &rest[i + 1..]).iter().copied().filter(|w| !w.starts_with('-')).collect();
     let prev = done.last().map(String::as_str).unwrap_or_default();
+    let conn = &conn;
     let server = async |kind: &str| -> Result<Vec<String>> {
         let ctx = conn.connect().await?;
         let disc = Discovery::load(&ctx).await?;
@@ -753,7 +781,7 @@ pub async fn complete(conn: &ConnFlags, cmd: &clap::Command, words: &[String]) -
                 Some(kind) => server(kind.split(',').next().unwrap_or_default()).await.unwrap_or_default(),
             };
         }
-        Some(v) if v.get_name() == "logs" => out = server("pods").await.unwrap_or_default(),
+        Some(v) if ["logs", "exec", "attach", "port-forward"].contains(&v.get_name()) => out = server("pods").await.unwrap_or_default(),
         Some(v) if ["cordon", "uncordon", "drain"].contains(&v.get_name()) => out = server("nodes").await.unwrap_or_default(),
         Some(v) => out.extend(v.get_subcommands().map(|s| s.get_name().to_string())),
     }
