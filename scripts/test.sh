@@ -20,16 +20,12 @@ command -v tmux >/dev/null || need_apt+=(tmux)
 # rkctl's completion tests press Tab in a real zsh and fish.
 command -v zsh >/dev/null || need_apt+=(zsh)
 command -v fish >/dev/null || need_apt+=(fish)
-# rkctl's completion tests press Tab in a real zsh and fish.
-command -v zsh >/dev/null || need_apt+=(zsh)
-command -v fish >/dev/null || need_apt+=(fish)
 if [ ${#need_apt[@]} -gt 0 ]; then
   echo "installing: ${need_apt[*]}"
   apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need_apt[@]}"
 fi
 command -v kubectl >/dev/null || { echo "kubectl is required by the end-to-end tests and could not be installed" >&2; exit 1; }
 command -v tmux >/dev/null || { echo "tmux is required by the rkctl live view tests and could not be installed" >&2; exit 1; }
-for sh in zsh fish; do command -v $sh >/dev/null || { echo "$sh is required by the rkctl completion tests and could not be installed" >&2; exit 1; }; done
 for sh in zsh fish; do command -v $sh >/dev/null || { echo "$sh is required by the rkctl completion tests and could not be installed" >&2; exit 1; }; done
 # Debian's docker-registry service listens on every address; the tests run
 # their own registries on 127.0.0.1 inside their own network namespaces.
