@@ -86,7 +86,15 @@ impl Agent {
             .await
             .with_context(|| format!("binding the node agent's port {}:{}", cfg.address, cfg.port))?;
         let tasks = vec![
-            tokio::spawn(crate::fake::lease_loop(client.clone(), vec![cfg.node_name.clone()], "rkube-node")),
+            tokio::spawn({
+                let (client, names) = (client.clone(), vec![cfg.node_name.clone()]);
+                async move {
+                    loop {
+                        crate::fake::renew_leases(&client, &names, "rkube-node").await;
+                        tokio::time::sleep(std::time::Duration::from_secs(10)).await;
+                    }
+                }
+            }),
             tokio::spawn(watch_pods(ctx.clone())),
             tokio::spawn(pleg(ctx.clone())),
             tokio::spawn(crate::serve::serve(ctx.clone(), listener)),

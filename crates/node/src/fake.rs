@@ -2,9 +2,13 @@
 //! capacity and a Ready condition, renews its Lease in `kube-node-lease`,
 //! and moves the pods bound to it to Running with ready containers and a
 //! pod IP, without running anything.
+//!
+//! Fake nodes are the Nodes labelled `rkube.io/fake-node=true`: the
+//! `--fake-nodes N` ones, and any a user creates with that label at run
+//! time (their status is filled in); deleting one ends its simulation.
 
-use std::collections::{BTreeMap, HashSet};
-use std::sync::Arc;
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use futures::StreamExt;
@@ -17,7 +21,11 @@ use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Client, ResourceExt};
 use serde_json::json;
 
-/// Simulated nodes `fake-node-0` … `fake-node-{n-1}`.
+/// The label that makes a Node simulated.
+pub const FAKE_LABEL: &str = "rkube.io/fake-node";
+
+/// Simulated nodes: `fake-node-0` … `fake-node-{n-1}` registered at start,
+/// plus any labelled Node created later.
 pub struct FakeNodes {
     pub client: Client,
     pub count: usize,
@@ -37,7 +45,11 @@ pub fn node_name(i: usize) -> String {
 }
 
 fn node(i: usize) -> Node {
-    let name = node_name(i);
+    node_named(&node_name(i), i)
+}
+
+fn node_named(name: &str, i: usize) -> Node {
+    let name = name.to_string();
     let resources: BTreeMap<String, Quantity> = [("cpu", "32"), ("memory", "256Gi"), ("pods", "110"), ("ephemeral-storage", "1Ti")]
         .iter()
         .map(|(k, v)| (k.to_string(), Quantity(v.to_string())))
@@ -54,7 +66,13 @@ fn node(i: usize) -> Node {
         metadata: ObjectMeta {
             name: Some(name.clone()),
             labels: Some(
-                [("kubernetes.io/hostname", name.as_str()), ("kubernetes.io/os", "linux"), ("kubernetes.io/arch", "amd64"), ("type", "fake")]
+                [
+                    ("kubernetes.io/hostname", name.as_str()),
+                    ("kubernetes.io/os", "linux"),
+                    ("kubernetes.io/arch", "amd64"),
+                    ("type", "fake"),
+                    (FAKE_LABEL, "true"),
+                ]
                     .iter()
                     .map(|(k, v)| (k.to_string(), v.to_string()))
                     .collect(),
@@ -94,8 +112,12 @@ fn node(i: usize) -> Node {
     }
 }
 
+/// The fake nodes being simulated, by name, with their InternalIP.
+type Known = Arc<RwLock<HashMap<String, String>>>;
+
 impl FakeNodes {
-    /// Registers the nodes, keeps their leases fresh and runs their pods, forever.
+    /// Registers the nodes, then simulates every labelled node (those and
+    /// any created later), forever.
     pub async fn run(self) {
         let nodes: Api<Node> = Api::all(self.client.clone());
         for i in 0..self.count {
@@ -110,17 +132,69 @@ impl FakeNodes {
                 Err(e) => tracing::warn!(node = %n.name_any(), "registering a fake node: {e}"),
             }
         }
-        let names: Arc<HashSet<String>> = Arc::new((0..self.count).map(node_name).collect());
-        tokio::spawn(lease_loop(self.client.clone(), (0..self.count).map(node_name).collect(), "rkube-fake-node"));
-        pods(self.client, names).await;
+        let known: Known = Default::default();
+        tokio::spawn(lease_loop(self.client.clone(), known.clone(), "rkube-fake-node"));
+        let mut pods_started = false;
+        let cfg = watcher::Config::default().labels(&format!("{FAKE_LABEL}=true"));
+        let mut events = watcher(nodes.clone(), cfg).default_backoff().boxed();
+        while let Some(ev) = events.next().await {
+            let (node, gone) = match ev {
+                Ok(watcher::Event::Apply(n) | watcher::Event::InitApply(n)) => (n, false),
+                Ok(watcher::Event::Delete(n)) => (n, true),
+                _ => continue,
+            };
+            let name = node.name_any();
+            if gone {
+                known.write().unwrap().remove(&name);
+                continue;
+            }
+            if known.read().unwrap().contains_key(&name) {
+                continue;
+            }
+            let ip = match internal_ip(&node) {
+                Some(ip) => ip,
+                None => {
+                    // Created by hand: give it what a registered fake node has.
+                    let i = 10_000 + known.read().unwrap().len();
+                    let filled = node_named(&name, i);
+                    let patch = json!({"status": filled.status});
+                    if let Err(e) = nodes.patch_status(&name, &PatchParams::default(), &Patch::Merge(&patch)).await {
+                        tracing::warn!(node = %name, "adopting a fake node: {e}");
+                        continue;
+                    }
+                    address(1, i)
+                }
+            };
+            known.write().unwrap().insert(name.clone(), ip);
+            // Its first lease now, not at the next round.
+            let client = self.client.clone();
+            tokio::spawn(async move { renew_leases(&client, &[name], "rkube-fake-node").await });
+            if !pods_started {
+                pods_started = true;
+                tokio::spawn(pods(self.client.clone(), known.clone()));
+            }
+        }
     }
 }
 
-/// Renews the Lease of every named node every 10 s, as the kubelet does.
-pub(crate) async fn lease_loop(client: Client, names: Vec<String>, manager: &'static str) {
-    let leases: Api<Lease> = Api::namespaced(client, "kube-node-lease");
+fn internal_ip(n: &Node) -> Option<String> {
+    n.status.as_ref()?.addresses.as_ref()?.iter().find(|a| a.type_ == "InternalIP").map(|a| a.address.clone())
+}
+
+/// Renews the Lease of every fake node every 10 s, as the kubelet does.
+async fn lease_loop(client: Client, known: Known, manager: &'static str) {
     loop {
-        for name in &names {
+        let names: Vec<String> = known.read().unwrap().keys().cloned().collect();
+        renew_leases(&client, &names, manager).await;
+        tokio::time::sleep(Duration::from_secs(10)).await;
+    }
+}
+
+/// Renews the Lease of each named node once.
+pub(crate) async fn renew_leases(client: &Client, names: &[String], manager: &'static str) {
+    let leases: Api<Lease> = Api::namespaced(client.clone(), "kube-node-lease");
+    {
+        for name in names {
             let spec = LeaseSpec {
                 holder_identity: Some(name.clone()),
                 lease_duration_seconds: Some(40),
@@ -136,12 +210,11 @@ pub(crate) async fn lease_loop(client: Client, names: Vec<String>, manager: &'st
                 tracing::debug!(node = %name, "renewing a node's lease: {e}");
             }
         }
-        tokio::time::sleep(Duration::from_secs(10)).await;
     }
 }
 
 /// Moves pods bound to a fake node to Running, ready, with an IP.
-async fn pods(client: Client, names: Arc<HashSet<String>>) {
+async fn pods(client: Client, known: Known) {
     let api: Api<Pod> = Api::all(client.clone());
     let mut next_ip = 0usize;
     let inflight = Arc::new(tokio::sync::Semaphore::new(64));
@@ -149,19 +222,19 @@ async fn pods(client: Client, names: Arc<HashSet<String>>) {
     while let Some(ev) = stream.next().await {
         let Ok(pod) = ev else { continue };
         let Some(node) = pod.spec.as_ref().and_then(|s| s.node_name.clone()) else { continue };
-        if names.contains(&node) && pod.metadata.deletion_timestamp.is_some() {
+        let Some(host_ip) = known.read().unwrap().get(&node).cloned() else { continue };
+        if pod.metadata.deletion_timestamp.is_some() {
             // Nothing to stop: the pod goes at once, as a kubelet's final delete.
             let client = client.clone();
             tokio::spawn(async move { crate::agent::finalize_delete(&client, &pod).await });
             continue;
         }
         let phase = pod.status.as_ref().and_then(|s| s.phase.as_deref()).unwrap_or("Pending");
-        if !names.contains(&node) || phase != "Pending" || pod.metadata.deletion_timestamp.is_some() {
+        if phase != "Pending" {
             continue;
         }
         next_ip += 1;
         let ip = address(3, next_ip);
-        let host_ip = pod_host_ip(&node);
         let t = now();
         let containers = container_statuses(&pod, true, json!({"running": {"startedAt": t}}));
         let cond = |type_: &str| json!({"type": type_, "status": "True", "lastTransitionTime": t, "lastProbeTime": null});
@@ -218,9 +291,4 @@ fn container_statuses(pod: &Pod, ready: bool, state: serde_json::Value) -> Vec<s
                    "ready": ready, "started": ready, "restartCount": 0, "state": state})
         })
         .collect()
-}
-
-fn pod_host_ip(node: &str) -> String {
-    let i: usize = node.trim_start_matches("fake-node-").parse().unwrap_or(0);
-    address(1, i)
 }

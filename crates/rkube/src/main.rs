@@ -53,7 +53,8 @@ struct ServerArgs {
     #[arg(long = "tls-san")]
     tls_san: Vec<String>,
     /// Simulated nodes to register (`fake-node-0`…): their pods go Running
-    /// without containers.
+    /// without containers. More can be added at any time by creating a Node
+    /// labelled `rkube.io/fake-node=true`.
     #[arg(long, default_value_t = 0)]
     fake_nodes: usize,
     #[command(flatten)]
@@ -162,9 +163,8 @@ async fn server(args: ServerArgs) -> Result<()> {
     let client = |user: &str| kube::Client::new(srv.as_user(apiserver::User::new(user, &["system:masters"])), "default");
     tokio::spawn(controllers::run(client("system:kube-controller-manager"), pki.ca_pem.clone()));
     tokio::spawn(scheduler::run(client("system:kube-scheduler")));
-    if args.fake_nodes > 0 {
-        tokio::spawn(node::FakeNodes { client: client("system:node:fake"), count: args.fake_nodes }.run());
-    }
+    // Simulates the --fake-nodes ones and any Node labelled rkube.io/fake-node=true later.
+    tokio::spawn(node::FakeNodes { client: client("system:node:fake"), count: args.fake_nodes }.run());
     tracing::info!(address = %url, "serving");
     println!("kubeconfig: {}", pki.kubeconfig.display());
     let join_token = join::ensure_token(&args.data_dir, &pki.ca_pem)?;

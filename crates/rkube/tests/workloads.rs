@@ -382,3 +382,25 @@ fn disruption_budgets_gate_evictions_and_drain_waits_for_them() {
     let web = running(&s, "app=web", 3);
     assert!(web.iter().all(|p| p["spec"]["nodeName"] == "fake-node-1"), "{web:#?}");
 }
+
+#[test]
+fn fake_nodes_can_be_added_at_run_time_by_creating_labelled_nodes() {
+    let s = Server::start();
+    assert!(s.ok(&["get", "nodes", "-o", "name"]).trim().is_empty());
+    s.ok_stdin(&["apply", "-f", "-"], "apiVersion: v1\nkind: Node\nmetadata:\n  name: extra\n  labels: {rkube.io/fake-node: \"true\", zone: z1}\n");
+    let n = eventually("the added node Ready", T, || {
+        let n = s.get_json(&["node", "extra"]);
+        let ready = n["status"]["conditions"].as_array().into_iter().flatten().any(|c| c["type"] == "Ready" && c["status"] == "True");
+        ready.then_some(n)
+    });
+    assert_eq!(n["status"]["allocatable"]["pods"], "110", "{n:#}");
+    assert_eq!(n["metadata"]["labels"]["zone"], "z1");
+    eventually("its lease", T, || s.kubectl(&["-n", "kube-node-lease", "get", "lease", "extra"]).status.success().then_some(()));
+    s.ok(&["create", "deployment", "d", "--image=busybox", "--replicas=2"]);
+    let p = running(&s, "app=d", 2);
+    assert!(p.iter().all(|p| p["spec"]["nodeName"] == "extra" && p["status"]["hostIP"] == n["status"]["addresses"][0]["address"]), "{p:#?}");
+    // An unlabelled node is left alone: nobody makes it Ready.
+    s.ok_stdin(&["apply", "-f", "-"], "apiVersion: v1\nkind: Node\nmetadata: {name: plain}\n");
+    std::thread::sleep(Duration::from_secs(1));
+    assert!(s.get_json(&["node", "plain"])["status"].get("conditions").is_none());
+}
