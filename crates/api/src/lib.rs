@@ -12,6 +12,7 @@
 pub mod json;
 pub mod meta;
 pub mod quantity;
+pub mod quota;
 pub mod selector;
 pub mod status;
 pub mod validation;

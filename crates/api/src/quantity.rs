@@ -89,6 +89,29 @@ impl Quantity {
         }
     }
 
+    /// Zero, written as a plain number.
+    pub fn zero() -> Quantity {
+        Quantity { mantissa: 0, exp: 0, format: Format::DecimalSi }
+    }
+
+    /// The exact sum, written in the suffix family of `self` (of `other`
+    /// when `self` is zero), as upstream's `Quantity.Add`.
+    pub fn add(&self, other: &Quantity) -> Quantity {
+        let exp = self.exp.min(other.exp);
+        let scale = |q: &Quantity| q.mantissa.saturating_mul(10i128.saturating_pow((q.exp - exp) as u32));
+        let format = if self.mantissa == 0 { other.format } else { self.format };
+        let mut q = Quantity { mantissa: scale(self).saturating_add(scale(other)), exp, format };
+        q.normalise();
+        q
+    }
+
+    /// Compares the values.
+    pub fn value_cmp(&self, other: &Quantity) -> std::cmp::Ordering {
+        let exp = self.exp.min(other.exp);
+        let scale = |q: &Quantity| q.mantissa.saturating_mul(10i128.saturating_pow((q.exp - exp) as u32));
+        scale(self).cmp(&scale(other))
+    }
+
     /// The whole value when it has no fractional part.
     fn integer(&self) -> Option<i128> {
         if self.exp < 0 {
@@ -181,5 +204,17 @@ mod tests {
         }
         assert_eq!(canonical(&serde_json::json!(2)), Ok("2".into()));
         assert_eq!(canonical(&serde_json::json!(0.25)), Ok("250m".into()));
+    }
+
+    #[test]
+    fn sums_and_comparisons() {
+        let q = |s: &str| Quantity::parse(s).unwrap();
+        assert_eq!(q("500m").add(&q("1")).canonical(), "1500m");
+        assert_eq!(q("128Mi").add(&q("128Mi")).canonical(), "256Mi");
+        assert_eq!(Quantity::zero().add(&q("1Gi")).canonical(), "1Gi");
+        assert_eq!(q("1").add(&q("1")).canonical(), "2");
+        assert_eq!(q("1Gi").value_cmp(&q("1024Mi")), std::cmp::Ordering::Equal);
+        assert_eq!(q("999m").value_cmp(&q("1")), std::cmp::Ordering::Less);
+        assert_eq!(q("2").value_cmp(&q("1500m")), std::cmp::Ordering::Greater);
     }
 }

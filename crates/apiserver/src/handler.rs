@@ -850,6 +850,9 @@ impl Ctx {
             self.require_namespace(&self.info.namespace, &name).await?;
         }
         let bytes = self.encode_stored(&obj)?;
+        if self.def.namespaced {
+            self.charge_quota(&obj, &name).await?;
+        }
         if self.dry_run() {
             return self.value_response(StatusCode::CREATED, &obj);
         }
@@ -1640,6 +1643,79 @@ impl Ctx {
         Ok(())
     }
 
+
+    /// ResourceQuota admission for a new object: what it counts must fit
+    /// every quota of its namespace (`status.hard` against `status.used`),
+    /// and is then added to their `status.used` before the object is
+    /// stored, so concurrent creates cannot overshoot. The quota controller
+    /// recounts later (deletions give usage back there).
+    async fn charge_quota(&self, obj: &Value, name: &str) -> Result<()> {
+        use api::quantity::Quantity;
+        const QUOTAS: &str = "resourcequotas";
+        let ns = self.info.namespace.clone();
+        let (quotas, _) = self.inner().cache.resource(QUOTAS).list(&format!("/registry/{QUOTAS}/{ns}/"), self.inner().cache.revision());
+        if quotas.is_empty() {
+            return Ok(());
+        }
+        let usage = api::quota::usage(&self.def.plural, &self.def.group, obj);
+        let forbidden = |reason: String| ApiError::forbidden(&self.def.group, &self.def.plural, name, &reason);
+        let def = self.srv.registry().get("", "v1", QUOTAS).cloned().ok_or_else(ApiError::not_found_path)?;
+        let parse = |v: &Value| -> std::collections::BTreeMap<String, Quantity> {
+            v.as_object()
+                .into_iter()
+                .flatten()
+                .filter_map(|(k, v)| Some((k.clone(), v.as_str().and_then(|s| Quantity::parse(s).ok())?)))
+                .collect()
+        };
+        for quota in quotas {
+            let qname = quota.name.clone();
+            let ctx = system_ctx(&self.srv, def.clone(), &ns, &qname, "status", "update");
+            let key = ctx.key();
+            let charge = |cur: &Value| -> Result<Option<Value>> {
+                let hard = parse(cur.pointer("/status/hard").unwrap_or(&Value::Null));
+                let used = parse(cur.pointer("/status/used").unwrap_or(&Value::Null));
+                let delta: Vec<(&String, &Quantity)> = usage.iter().filter(|(k, _)| hard.contains_key(*k)).collect();
+                if self.def.group.is_empty() && self.def.plural == "pods" && !usage.is_empty() {
+                    let missing = api::quota::missing_compute(obj, &hard);
+                    if !missing.is_empty() {
+                        return Err(forbidden(format!("failed quota: {qname}: must specify {}", missing.join("; "))));
+                    }
+                }
+                if delta.is_empty() {
+                    return Ok(None);
+                }
+                let mut new_used = used.clone();
+                let mut over = Vec::new();
+                for (k, d) in &delta {
+                    let total = used.get(*k).copied().unwrap_or_else(Quantity::zero).add(d);
+                    if total.value_cmp(&hard[*k]).is_gt() {
+                        over.push(*k);
+                    }
+                    new_used.insert((*k).clone(), total);
+                }
+                if !over.is_empty() {
+                    let list = |m: &dyn Fn(&String) -> String| over.iter().map(|k| format!("{k}={}", m(k))).collect::<Vec<_>>().join(",");
+                    return Err(forbidden(format!(
+                        "exceeded quota: {qname}, requested: {}, used: {}, limited: {}",
+                        list(&|k| usage[k].canonical()),
+                        list(&|k| used.get(k).copied().unwrap_or_else(Quantity::zero).canonical()),
+                        list(&|k| hard[k].canonical()),
+                    )));
+                }
+                let mut next = cur.clone();
+                for (k, v) in new_used {
+                    next["status"]["used"][k] = json!(v.canonical());
+                }
+                Ok(Some(next))
+            };
+            // Checked on what the cache holds, then charged on the stored quota.
+            if charge(&quota.value())?.is_none() || self.dry_run() {
+                continue;
+            }
+            ctx.guaranteed_update(&key, |cur| Ok(charge(cur)?.unwrap_or_else(|| cur.clone()))).await?;
+        }
+        Ok(())
+    }
 
     /// ServiceAccount admission: the pod's account must exist (a new
     /// namespace's `default` one is waited for briefly, as the controller

@@ -3,7 +3,7 @@
 //! Deployments, StatefulSets, DaemonSets, Jobs, CronJobs, Endpoints and EndpointSlices of Services, the `default`
 //! ServiceAccount and the `kube-root-ca.crt` ConfigMap of every namespace; nodes that stop renewing their lease
 //! become unreachable; pods of nodes that no longer exist are collected; PodDisruptionBudgets count
-//! how many pods may be disrupted. Each loop is one file with a `reconcile`, driven by
+//! how many pods may be disrupted; ResourceQuotas count what their namespace uses. Each loop is one file with a `reconcile`, driven by
 //! kube-runtime watches (timers only where time itself is the event: job
 //! deadlines, cron schedules, lease expiry), and sees the cluster only through
 //! the Kubernetes API: the `kube::Client` it is given may be the in-process
@@ -23,6 +23,7 @@ pub mod namespace;
 pub mod nodelifecycle;
 pub mod podgc;
 pub mod replicaset;
+pub mod resourcequota;
 pub mod rootca;
 pub mod serviceaccount;
 pub mod statefulset;
@@ -57,6 +58,7 @@ pub async fn run(client: Client, root_ca: String) {
         nodelifecycle::run(client.clone()),
         podgc::run(client.clone()),
         disruption::run(client.clone()),
+        resourcequota::run(client.clone()),
         deployment::run(client),
     );
 }

@@ -404,3 +404,47 @@ fn fake_nodes_can_be_added_at_run_time_by_creating_labelled_nodes() {
     std::thread::sleep(Duration::from_secs(1));
     assert!(s.get_json(&["node", "plain"])["status"].get("conditions").is_none());
 }
+
+#[test]
+fn resource_quotas_count_usage_and_refuse_what_does_not_fit() {
+    let s = Server::start_with(&["--fake-nodes", "1"]);
+    s.ok(&["create", "namespace", "q"]);
+    s.ok(&["-n", "q", "create", "quota", "compute", "--hard=pods=2,requests.cpu=1,limits.memory=1Gi,configmaps=3,count/deployments.apps=1"]);
+    let used = |want: &[(&str, &str)]| {
+        eventually(&format!("quota used {want:?}"), T, || {
+            let q = s.get_json(&["-n", "q", "quota", "compute"]);
+            want.iter().all(|(k, v)| q["status"]["used"][k] == *v).then_some(q)
+        })
+    };
+    // The namespace's kube-root-ca.crt is one configmap already.
+    let q = used(&[("pods", "0"), ("requests.cpu", "0"), ("configmaps", "1"), ("count/deployments.apps", "0")]);
+    assert_eq!(q["status"]["hard"]["limits.memory"], "1Gi");
+
+    let pod = |name: &str, cpu: &str| {
+        format!(
+            "apiVersion: v1\nkind: Pod\nmetadata: {{name: {name}, namespace: q}}\nspec:\n  containers:\n  - name: c\n    image: busybox\n    resources: {{requests: {{cpu: {cpu}}}, limits: {{memory: 512Mi}}}}\n"
+        )
+    };
+    let err = s.fails(&["-n", "q", "run", "bare", "--image=busybox"]);
+    assert!(err.contains(r#"pods "bare" is forbidden: failed quota: compute: must specify limits.memory for: bare; requests.cpu for: bare"#), "{err}");
+    s.ok_stdin(&["apply", "-f", "-"], &pod("one", "600m"));
+    used(&[("pods", "1"), ("requests.cpu", "600m"), ("limits.memory", "512Mi")]);
+    let out = s.kubectl_stdin(&["apply", "-f", "-"], &pod("two", "600m"));
+    let err = common::stderr(&out);
+    assert!(
+        err.contains(r#"pods "two" is forbidden: exceeded quota: compute, requested: requests.cpu=600m, used: requests.cpu=600m, limited: requests.cpu=1"#),
+        "{err}"
+    );
+    assert!(s.fails(&["-n", "q", "get", "pod", "two"]).contains("NotFound"));
+
+    s.ok(&["-n", "q", "create", "deployment", "d1", "--image=busybox", "--replicas=0"]);
+    let err = s.fails(&["-n", "q", "create", "deployment", "d2", "--image=busybox", "--replicas=0"]);
+    assert!(err.contains("exceeded quota: compute, requested: count/deployments.apps=1, used: count/deployments.apps=1, limited: count/deployments.apps=1"), "{err}");
+
+    // Deleting gives the usage back.
+    s.ok(&["-n", "q", "delete", "pod", "one", "--grace-period=0", "--force"]);
+    used(&[("pods", "0"), ("requests.cpu", "0"), ("limits.memory", "0")]);
+    s.ok_stdin(&["apply", "-f", "-"], &pod("two", "600m"));
+    let out = s.ok(&["-n", "q", "describe", "quota", "compute"]);
+    assert!(out.contains("requests.cpu") && out.contains("600m"), "{out}");
+}
