@@ -833,6 +833,7 @@ impl Ctx {
         }
         if self.def.kind == "Pod" && self.def.group.is_empty() {
             self.admit_service_account(&mut obj).await?;
+            self.admit_priority(&mut obj)?;
         }
         schema::hooks::apply_defaults(&self.def, &mut obj);
         schema::hooks::prepare_create(&self.def, &mut obj);
@@ -1717,6 +1718,43 @@ impl Ctx {
         Ok(())
     }
 
+    /// Priority admission: `spec.priority` (and `preemptionPolicy`) come from
+    /// the pod's PriorityClass, the global default class, or 0.
+    fn admit_priority(&self, pod: &mut Value) -> Result<()> {
+        let name = meta_str(pod, "name").to_string();
+        let Some(spec) = pod.get_mut("spec").and_then(Value::as_object_mut) else { return Ok(()) };
+        let (classes, _) = self.inner().cache.resource(PRIORITY_CLASSES).list(&format!("/registry/{PRIORITY_CLASSES}/"), self.inner().cache.revision());
+        let wanted = spec.get("priorityClassName").and_then(Value::as_str).filter(|n| !n.is_empty()).map(str::to_string);
+        let class = match &wanted {
+            Some(c) => Some(classes.iter().find(|pc| &pc.name == c).map(|pc| pc.value()).ok_or_else(|| {
+                ApiError::forbidden("", "pods", &name, &format!("no PriorityClass with name {c} was found"))
+            })?),
+            None => classes.iter().map(|pc| pc.value()).find(|pc| pc["globalDefault"] == true),
+        };
+        let (value, policy) = match &class {
+            Some(pc) => (pc["value"].as_i64().unwrap_or(0), pc["preemptionPolicy"].as_str().unwrap_or("PreemptLowerPriority").to_string()),
+            None => (0, "PreemptLowerPriority".to_string()),
+        };
+        if let Some(given) = spec.get("priority").and_then(Value::as_i64)
+            && given != value
+        {
+            let reason = format!(
+                "the integer value of priority ({given}) must not be provided in pod spec; priority admission controller computed {value} from the given PriorityClass name"
+            );
+            return Err(ApiError::forbidden("", "pods", &name, &reason));
+        }
+        if wanted.is_none()
+            && let Some(pc) = &class
+        {
+            spec.insert("priorityClassName".into(), json!(meta_str(pc, "name")));
+        }
+        spec.insert("priority".into(), json!(value));
+        if !spec.get("preemptionPolicy").is_some_and(Value::is_string) {
+            spec.insert("preemptionPolicy".into(), json!(policy));
+        }
+        Ok(())
+    }
+
     /// ServiceAccount admission: the pod's account must exist (a new
     /// namespace's `default` one is waited for briefly, as the controller
     /// makes it within moments), and its token volume is mounted.
@@ -2261,6 +2299,35 @@ pub(crate) async fn system_delete(srv: &ApiServer, def: Arc<ResourceDef>, namesp
         Err(e) if e.code == 404 => Ok(()),
         Err(e) => Err(e),
     }
+}
+
+/// Where PriorityClasses are stored.
+const PRIORITY_CLASSES: &str = "priorityclasses.scheduling.k8s.io";
+
+/// The two classes every cluster has (upstream's scheduling bootstrap).
+pub async fn ensure_system_priority_classes(inner: &Inner) -> store::Result<()> {
+    for (name, value, what) in [
+        ("system-node-critical", 2_000_001_000, "Used for system critical pods that must not be moved from their current node."),
+        ("system-cluster-critical", 2_000_000_000, "Used for system critical pods that must run in the cluster, but can be moved to another node if necessary."),
+    ] {
+        let key = format!("/registry/{PRIORITY_CLASSES}/{name}");
+        if inner.store.get(&key).await?.is_some() {
+            continue;
+        }
+        let pc = json!({
+            "kind": "PriorityClass",
+            "apiVersion": "scheduling.k8s.io/v1",
+            "metadata": {"name": name, "uid": uuid::Uuid::new_v4().to_string(), "creationTimestamp": now()},
+            "value": value,
+            "description": what,
+            "preemptionPolicy": "PreemptLowerPriority",
+        });
+        match inner.store.create(key, Bytes::from(serde_json::to_vec(&pc).unwrap())).await {
+            Ok(_) | Err(store::Error::AlreadyExists) => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(())
 }
 
 pub async fn ensure_namespace(inner: &Inner, name: &str) -> store::Result<()> {

@@ -101,6 +101,7 @@ impl ApiServer {
         for ns in ["default", "kube-system", "kube-public", "kube-node-lease"] {
             handler::ensure_namespace(&srv.0, ns).await?;
         }
+        handler::ensure_system_priority_classes(&srv.0).await?;
         crds::start(srv.clone()).await;
         Ok(srv)
     }

@@ -448,3 +448,26 @@ fn resource_quotas_count_usage_and_refuse_what_does_not_fit() {
     let out = s.ok(&["-n", "q", "describe", "quota", "compute"]);
     assert!(out.contains("requests.cpu") && out.contains("600m"), "{out}");
 }
+
+#[test]
+fn pods_get_their_priority_from_their_class() {
+    let s = Server::start_with(&["--fake-nodes", "1"]);
+    assert_eq!(s.ok(&["get", "priorityclass", "system-node-critical", "-o", "jsonpath={.value}"]), "2000001000");
+    assert_eq!(s.ok(&["get", "priorityclass", "system-cluster-critical", "-o", "jsonpath={.value}"]), "2000000000");
+    s.ok(&["create", "priorityclass", "high", "--value=1000", "--preemption-policy=Never"]);
+    let run = |name: &str, overrides: &str| s.kubectl(&["run", name, "--image=busybox", "--overrides", overrides]);
+    assert!(run("important", r#"{"spec":{"priorityClassName":"high"}}"#).status.success());
+    let spec = s.get_json(&["pod", "important"])["spec"].clone();
+    assert_eq!((spec["priority"].as_i64(), spec["preemptionPolicy"].as_str()), (Some(1000), Some("Never")), "{spec:#}");
+    assert!(run("plain", "{}").status.success());
+    assert_eq!(s.get_json(&["pod", "plain"])["spec"]["priority"], 0);
+    let err = common::stderr(&run("lost", r#"{"spec":{"priorityClassName":"nope"}}"#));
+    assert!(err.contains(r#"pods "lost" is forbidden: no PriorityClass with name nope was found"#), "{err}");
+    let err = common::stderr(&run("liar", r#"{"spec":{"priorityClassName":"high","priority":5}}"#));
+    assert!(err.contains("the integer value of priority (5) must not be provided in pod spec; priority admission controller computed 1000"), "{err}");
+    // A global default applies to pods that name no class.
+    s.ok(&["create", "priorityclass", "everyday", "--value=7", "--global-default"]);
+    assert!(run("later", "{}").status.success());
+    let spec = s.get_json(&["pod", "later"])["spec"].clone();
+    assert_eq!((spec["priority"].as_i64(), spec["priorityClassName"].as_str()), (Some(7), Some("everyday")), "{spec:#}");
+}
