@@ -19,8 +19,12 @@ use crate::printers::{RESET, to_yaml, use_color};
 #[derive(clap::Args, Debug)]
 pub struct ApplyArgs {
     /// Files, directories or `-` (stdin) holding the manifests.
-    #[arg(short, long = "filename", required = true)]
+    #[arg(short, long = "filename", required_unless_present = "kustomize")]
     pub files: Vec<PathBuf>,
+    /// A directory with a kustomization.yaml (resources, namespace,
+    /// namePrefix, nameSuffix, commonLabels).
+    #[arg(short = 'k', long, conflicts_with = "files")]
+    pub kustomize: Option<PathBuf>,
     /// Descend into subdirectories of directories given with -f.
     #[arg(short = 'R', long)]
     pub recursive: bool,
@@ -54,6 +58,9 @@ pub struct DeleteArgs {
     /// Files, directories or `-` naming the objects to delete.
     #[arg(short, long = "filename")]
     pub files: Vec<PathBuf>,
+    /// The objects a kustomization directory renders.
+    #[arg(short = 'k', long, conflicts_with = "files")]
+    pub kustomize: Option<PathBuf>,
     #[arg(short = 'R', long)]
     pub recursive: bool,
     /// Delete the objects matching this label selector.
@@ -77,6 +84,14 @@ pub struct DeleteArgs {
     /// Delete without waiting for termination (grace period 0).
     #[arg(long)]
     pub force: bool,
+}
+
+/// The objects of `-f` files, or of the kustomization named by `-k`.
+fn objects_of(files: &[PathBuf], recursive: bool, kustomize: Option<&PathBuf>) -> Result<Vec<Value>> {
+    match kustomize {
+        Some(dir) => crate::kustomize::build(dir),
+        None => read_manifests(files, recursive),
+    }
 }
 
 /// Every document in the files, `List`s flattened.
@@ -144,7 +159,7 @@ pub async fn apply(ctx: &Ctx, a: &ApplyArgs, color_flag: &str) -> Result<()> {
     let color = use_color(color_flag, std::io::stdout().is_terminal());
     let dry = a.dry_run.as_deref().is_some_and(|d| d != "none");
     let mut failed = false;
-    for o in read_manifests(&a.files, a.recursive)? {
+    for o in objects_of(&a.files, a.recursive, a.kustomize.as_ref())? {
         let (res, ns, name) = target(&disc, ctx, &o)?;
         let url = res.url(ns.as_deref(), Some(&name));
         let label = format!("{}/{name}", res.kind_group());
@@ -190,6 +205,8 @@ pub async fn apply(ctx: &Ctx, a: &ApplyArgs, color_flag: &str) -> Result<()> {
                 let verb = match &live {
                     None => "created",
                     Some(l) if l["metadata"]["resourceVersion"] == v["metadata"]["resourceVersion"] => "unchanged",
+                    // Written meanwhile, but only by others (a controller's status).
+                    Some(l) if for_diff(l.clone()) == for_diff(v.clone()) => "unchanged",
                     Some(_) => "configured",
                 };
                 print_result(a.output.as_deref(), &label, verb, v)?;
@@ -298,7 +315,7 @@ pub async fn create(ctx: &Ctx, a: &ApplyArgs) -> Result<()> {
     let disc = Discovery::load(ctx).await?;
     let dry = a.dry_run.as_deref().is_some_and(|d| d != "none");
     let mut failed = false;
-    for o in read_manifests(&a.files, a.recursive)? {
+    for o in objects_of(&a.files, a.recursive, a.kustomize.as_ref())? {
         let (res, ns, name) = target(&disc, ctx, &o)?;
         let url = format!("{}?fieldManager={}{}", res.url(ns.as_deref(), None), enc(&a.field_manager), if dry { "&dryRun=All" } else { "" });
         match ctx.send(Method::POST, &url, "application/json", &o).await {
@@ -319,8 +336,8 @@ pub async fn create(ctx: &Ctx, a: &ApplyArgs) -> Result<()> {
 pub async fn delete(ctx: &Ctx, a: &DeleteArgs) -> Result<()> {
     let disc = Discovery::load(ctx).await?;
     let mut targets: Vec<(Resource, Option<String>, String)> = Vec::new();
-    if !a.files.is_empty() {
-        for o in read_manifests(&a.files, a.recursive)? {
+    if !a.files.is_empty() || a.kustomize.is_some() {
+        for o in objects_of(&a.files, a.recursive, a.kustomize.as_ref())? {
             targets.push(target(&disc, ctx, &o)?);
         }
     }

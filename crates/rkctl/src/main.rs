@@ -7,7 +7,7 @@
 //! The modules: `cli` (flags and dispatch), `client` (kubeconfig, requests,
 //! errors), `discovery` (names to resources), `get` (tables and objects),
 //! `printers` (alignment, json/yaml as kubectl writes them, colour),
-//! `jsonpath` (templates, custom columns, sorting), `model` (the pure
+//! `jsonpath` (templates, custom columns, sorting), `kustomize` (the `-k` subset), `model` (the pure
 //! live-table model), `live` (watching and the terminal renderer), `apply`
 //! (apply/create/delete), `streams` (exec, attach, port-forward), `verbs` (the remaining commands) and `config`
 //! (kubeconfig editing).
@@ -19,6 +19,7 @@ mod config;
 mod discovery;
 mod get;
 mod jsonpath;
+mod kustomize;
 mod live;
 mod model;
 mod printers;

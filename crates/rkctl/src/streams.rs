@@ -33,8 +33,7 @@ pub async fn resolve_pod(ctx: &Ctx, target: &str) -> Result<Value> {
     let sel = &o["spec"]["selector"];
     // Services have a plain map; workloads a LabelSelector.
     let labels = if res.kind == "Service" { sel } else { &sel["matchLabels"] };
-    let mut parts: Vec<String> =
-        labels.as_object().into_iter().flatten().map(|(k, v)| format!("{k}={}", v.as_str().unwrap_or_default())).collect();
+    let mut parts: Vec<String> = labels.as_object().into_iter().flatten().map(|(k, v)| format!("{k}={}", v.as_str().unwrap_or_default())).collect();
     for e in sel["matchExpressions"].as_array().into_iter().flatten() {
         let vals: Vec<&str> = e["values"].as_array().into_iter().flatten().filter_map(Value::as_str).collect();
         let key = e["key"].as_str().unwrap_or_default();
@@ -348,12 +347,13 @@ fn container_port(pod: &Value, port: &str) -> Result<u16> {
 pub async fn port_forward(ctx: &Ctx, a: &PortForwardArgs) -> Result<()> {
     let pod = resolve_pod(ctx, &a.target).await?;
     if pod["status"]["phase"] != "Running" {
-        return err(format!("unable to forward port because pod is not running. Current status={}", pod["status"]["phase"].as_str().unwrap_or("Unknown")));
+        return err(format!(
+            "unable to forward port because pod is not running. Current status={}",
+            pod["status"]["phase"].as_str().unwrap_or("Unknown")
+        ));
     }
     let svc = match a.target.split_once('/') {
-        Some(("svc" | "service" | "services", name)) => {
-            Some(ctx.get(&format!("/api/v1/namespaces/{}/services/{name}", ctx.namespace)).await?)
-        }
+        Some(("svc" | "service" | "services", name)) => Some(ctx.get(&format!("/api/v1/namespaces/{}/services/{name}", ctx.namespace)).await?),
         _ => None,
     };
     let mut addrs: Vec<IpAddr> = Vec::new();

@@ -115,3 +115,62 @@ fn create_and_delete() {
     assert_eq!(s.r(&["delete", "-f", &f]), "configmap \"x\" deleted\nconfigmap \"y\" deleted\nconfigmap \"z\" deleted\n");
     assert_eq!(s.k(&["get", "cm", "-l", "t", "-o", "name"]), "");
 }
+
+#[test]
+fn apply_k_renders_a_kustomization_as_kubectl_does() {
+    let s = Server::start();
+    s.write_file(
+        "base/app.yaml",
+        "apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: app, labels: {app: app}}\nspec:\n  replicas: 1\n  selector: {matchLabels: {app: app}}\n  template:\n    metadata: {labels: {app: app}}\n    spec: {containers: [{name: c, image: nginx}]}\n---\napiVersion: v1\nkind: Service\nmetadata: {name: app}\nspec:\n  selector: {app: app}\n  ports: [{port: 80}]\n",
+    );
+    s.write_file("base/kustomization.yaml", "resources: [app.yaml]\n");
+    s.write_file("overlay/extra.yaml", "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: settings}\ndata: {mode: fast}\n---\napiVersion: v1\nkind: Namespace\nmetadata: {name: shop}\n");
+    let overlay = s.write_file(
+        "overlay/kustomization.yaml",
+        "apiVersion: kustomize.config.k8s.io/v1beta1\nkind: Kustomization\nresources: [../base, extra.yaml]\nnamespace: shop\nnamePrefix: prod-\ncommonLabels: {team: blue}\n",
+    );
+    let dir = std::path::Path::new(&overlay).parent().unwrap().to_str().unwrap().to_string();
+    // The namespace comes first, so what lives in it can be created.
+    assert_eq!(
+        s.r(&["apply", "-k", &dir]),
+        "namespace/shop created\nconfigmap/prod-settings created\nservice/prod-app created\ndeployment.apps/prod-app created\n"
+    );
+    // (Once the Deployment controller is done with it, so that only our
+    // own changes could make a difference.)
+    common::eventually("the deployment available", std::time::Duration::from_secs(30), || {
+        (s.k(&["get", "deploy", "prod-app", "-n", "shop", "-o", "jsonpath={.status.availableReplicas}"]) == "1").then_some(())
+    });
+    let again = s.r(&["apply", "-k", &dir]);
+    assert_eq!(again.lines().filter(|l| l.ends_with(" unchanged")).count(), 4, "{again}");
+    // What the server now holds is what kubectl's kustomize renders.
+    let rendered = s.k(&["kustomize", &dir]);
+    let mut n = 0;
+    for doc in serde_yaml::Deserializer::from_str(&rendered) {
+        let want: serde_json::Value = serde::Deserialize::deserialize(doc).unwrap();
+        let (kind, name) = (want["kind"].as_str().unwrap(), want["metadata"]["name"].as_str().unwrap());
+        let mut args = vec!["get", kind, name, "-o", "json"];
+        if let Some(ns) = want["metadata"]["namespace"].as_str() {
+            args.extend(["-n", ns]);
+        }
+        let got: serde_json::Value = serde_json::from_str(&s.k(&args)).unwrap();
+        for ptr in ["/metadata/labels", "/spec/selector", "/spec/template/metadata/labels", "/data", "/spec/ports/0/port", "/spec/finalizers"] {
+            // Everything kustomize rendered is there (the server may add
+            // more, such as a namespace's kubernetes.io/metadata.name label).
+            match (want.pointer(ptr), got.pointer(ptr)) {
+                (Some(serde_json::Value::Object(w)), Some(serde_json::Value::Object(g))) => {
+                    assert!(w.iter().all(|(k, v)| g.get(k) == Some(v)), "{kind}/{name} {ptr}: {w:?} not in {g:?}")
+                }
+                (Some(w), g) => assert_eq!(g, Some(w), "{kind}/{name} {ptr}"),
+                (None, _) => {}
+            }
+        }
+        n += 1;
+    }
+    assert_eq!(n, 4, "{rendered}");
+    // delete -k removes the same objects; what kustomize cannot say here is refused.
+    let gone = s.r(&["delete", "-k", &dir]);
+    assert!(gone.contains("deployment.apps \"prod-app\" deleted") && gone.contains("namespace \"shop\" deleted"), "{gone}");
+    s.write_file("overlay/kustomization.yaml", "resources: [../base]\nimages: [{name: nginx, newTag: \"2\"}]\n");
+    let refused = s.rkctl(&["apply", "-k", &dir]);
+    assert!(!refused.status.success() && stderr(&refused).contains("`images` is not supported"), "{}", stderr(&refused));
+}

@@ -16,7 +16,13 @@ fn run_pods(s: &Server, manifest: &str, pods: &[&str]) {
     s.k_apply(manifest);
     for p in pods {
         let out = s.kubectl(&["wait", "--for=condition=Ready", &format!("pod/{p}"), "--timeout=60s"]);
-        assert!(out.status.success(), "pod {p} not ready: {}\nevents:\n{}\nlog:\n{}", String::from_utf8_lossy(&out.stderr), s.k(&["get", "events"]), s.log());
+        assert!(
+            out.status.success(),
+            "pod {p} not ready: {}\nevents:\n{}\nlog:\n{}",
+            String::from_utf8_lossy(&out.stderr),
+            s.k(&["get", "events"]),
+            s.log()
+        );
     }
 }
 
@@ -185,7 +191,8 @@ fn port_forward_serves_several_ports_and_concurrent_connections() {
     let mut pf = s.spawn_rkctl(&["port-forward", "pod/web", "18080:http", "19090:9090", ":8080"]);
     pf.expect_line("the first port", WAIT, |l| l == "Forwarding from 127.0.0.1:18080 -> 8080");
     pf.expect_line("the second port", WAIT, |l| l == "Forwarding from 127.0.0.1:19090 -> 9090");
-    let ephemeral = pf.expect_line("the ephemeral port", WAIT, |l| l.starts_with("Forwarding from 127.0.0.1:") && l.ends_with(" -> 8080") && !l.contains(":18080"));
+    let ephemeral = pf
+        .expect_line("the ephemeral port", WAIT, |l| l.starts_with("Forwarding from 127.0.0.1:") && l.ends_with(" -> 8080") && !l.contains(":18080"));
     let ephemeral: u16 = ephemeral.trim_start_matches("Forwarding from 127.0.0.1:").split(' ').next().unwrap().parse().unwrap();
     let fetch = |url: String| {
         let mut c = s.in_netns("curl");

@@ -85,7 +85,10 @@ impl Server {
         let repo = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
         let images = repo.join("target/e2e-images");
         let built = Command::new(repo.join("scripts/images.sh")).arg(&images).status().expect("running scripts/images.sh");
-        assert!(built.success(), "scripts/images.sh failed: it needs umoci, skopeo, docker-registry and busybox-static (scripts/test.sh installs them)");
+        assert!(
+            built.success(),
+            "scripts/images.sh failed: it needs umoci, skopeo, docker-registry and busybox-static (scripts/test.sh installs them)"
+        );
         let root = tempfile::Builder::new().prefix("rkctl-node-").tempdir().unwrap();
         let registry = format!(
             "version: 0.1\nstorage:\n  filesystem:\n    rootdirectory: {}\n  maintenance:\n    readonly:\n      enabled: true\nhttp:\n  addr: {REGISTRY}\n",
