@@ -49,6 +49,18 @@ struct Args {
     /// agent (containerd, runc, CNI), in namespaces of the bench's own.
     #[arg(long)]
     pods: bool,
+    /// Instead of the API figures: the scheduling scale run. A Deployment of
+    /// `--replicas` on `--nodes` simulated nodes, then `--pending` bare pods
+    /// bound on `--bind-nodes` nodes, and the server's memory and write
+    /// latency while holding them.
+    #[arg(long)]
+    scale: bool,
+    /// Pods created at once in the `--scale` binding phase.
+    #[arg(long, default_value_t = 10_000)]
+    pending: usize,
+    /// Simulated nodes in the `--scale` binding phase.
+    #[arg(long, default_value_t = 5000)]
+    bind_nodes: usize,
     /// Pods started one after another in the `--pods` run.
     #[arg(long, default_value_t = 200)]
     sequential: usize,
@@ -383,6 +395,94 @@ async fn workloads(bin: &Path, nodes: usize, replicas: usize) -> Result<Value> {
     )
 }
 
+/// A server with `nodes` simulated nodes, running (the time until all are Ready).
+async fn fake_cluster(bin: &Path, nodes: usize) -> Result<(Server, Client, tempfile::TempDir, Duration)> {
+    let dir = tempfile::tempdir()?;
+    let port = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
+    let bind = format!("127.0.0.1:{port}");
+    let t = Instant::now();
+    let child = Command::new(bin)
+        .args(["server", "--data-dir"])
+        .arg(dir.path())
+        .args(["--bind", &bind, "--no-node-agent", "--fake-nodes", &nodes.to_string()])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()?;
+    let srv = Server(child);
+    let client = loop {
+        if t.elapsed() > Duration::from_secs(30) {
+            bail!("the server did not start");
+        }
+        if let Ok(tls) = tls_config(dir.path())
+            && let Ok(c) = Client::connect(&bind, tls, 8).await
+            && let Ok((StatusCode::OK, _)) = c.send(0, Method::GET, "/readyz", None).await
+        {
+            break c;
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    };
+    loop {
+        let (_, body) = client.send(0, Method::GET, "/api/v1/nodes", None).await?;
+        let v: Value = serde_json::from_slice(&body)?;
+        let ready = v["items"].as_array().map(|a| {
+            a.iter().filter(|n| n["status"]["conditions"].as_array().is_some_and(|c| c.iter().any(|c| c["type"] == "Ready" && c["status"] == "True"))).count()
+        });
+        if ready.unwrap_or(0) >= nodes {
+            return Ok((srv, client, dir, t.elapsed()));
+        }
+        if t.elapsed() > Duration::from_secs(120) {
+            bail!("only {ready:?} of {nodes} nodes Ready after 120 s");
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// `pending` bare pods created at once on `nodes` simulated nodes: how fast
+/// the scheduler binds them (first create to last bind), then the server's
+/// RSS and the latency of writes while it holds them.
+async fn binding(bin: &Path, nodes: usize, pending: usize) -> Result<Value> {
+    let (srv, client, _dir, ready) = fake_cluster(bin, nodes).await?;
+    println!("nodes    {nodes} fake nodes Ready {:.2} s after exec", ready.as_secs_f64());
+    let t = Instant::now();
+    let c = client.clone();
+    let create = phase("pod create", 64, pending, move |i| {
+        let c = c.clone();
+        let pod = json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": format!("p-{i}")},
+            "spec": {"containers": [{"name": "c", "image": "busybox", "resources": {"requests": {"cpu": "10m", "memory": "16Mi"}}}]}});
+        async move { Ok(c.send(i, Method::POST, "/api/v1/namespaces/default/pods", Some(Bytes::from(pod.to_string()))).await?.0) }
+    })
+    .await?;
+    let created = t.elapsed();
+    let bound = loop {
+        let (_, body) = client.send(0, Method::GET, "/api/v1/pods?fieldSelector=spec.nodeName%3D&limit=1", None).await?;
+        let v: Value = serde_json::from_slice(&body)?;
+        if v["items"].as_array().is_some_and(|a| a.is_empty()) {
+            break t.elapsed();
+        }
+        if t.elapsed() > Duration::from_secs(900) {
+            bail!("pods still unbound after 900 s");
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    let rate = pending as f64 / bound.as_secs_f64();
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let rss = rss_kib(srv.0.id()) as f64 / 1024.0;
+    println!(
+        "binding  {pending} pods on {nodes} nodes: created in {:.1} s, all bound {:.1} s after the first create ({rate:.0} pods/s); RSS {rss:.0} MiB",
+        created.as_secs_f64(),
+        bound.as_secs_f64()
+    );
+    let c = client.clone();
+    let writes = phase("create while holding", 16, 2000, move |i| {
+        let c = c.clone();
+        let cm = json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": format!("held-{i}")}, "data": {"k": "v"}});
+        async move { Ok(c.send(i, Method::POST, "/api/v1/namespaces/default/configmaps", Some(Bytes::from(cm.to_string()))).await?.0) }
+    })
+    .await?;
+    Ok(json!({"nodes": nodes, "nodes_ready_s": ready.as_secs_f64(), "pods": pending, "created_s": created.as_secs_f64(), "pod_create": create,
+              "all_bound_s": bound.as_secs_f64(), "pods_bound_per_sec": rate, "rss_mib": rss, "writes_while_holding": writes}))
+}
+
 #[tokio::main]
 async fn main() -> Result<()> {
     let mut args = Args::parse();
@@ -395,6 +495,15 @@ async fn main() -> Result<()> {
     if args.pods {
         let out = if args.out == Path::new("bench.json") { PathBuf::from("bench-pods.json") } else { args.out.clone() };
         return pods::run(&bin, &args.images, &out, args.sequential).await;
+    }
+    if args.scale {
+        let out = if args.out == Path::new("bench.json") { PathBuf::from("bench-scale.json") } else { args.out.clone() };
+        let mut report = json!({"machine": {"cores": std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0)}});
+        report["workloads"] = workloads(&bin, args.nodes, args.replicas).await?;
+        report["binding"] = binding(&bin, args.bind_nodes, args.pending).await?;
+        std::fs::write(&out, serde_json::to_string_pretty(&report)? + "\n")?;
+        println!("wrote {}", out.display());
+        return Ok(());
     }
     let dir = tempfile::tempdir()?;
     let mut report = json!({"machine": {"cores": std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0)}});
