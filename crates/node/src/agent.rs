@@ -40,6 +40,8 @@ pub struct Config {
     pub port: u16,
     /// What the API server presents to reach logs, exec and port-forward.
     pub proxy_token: String,
+    /// Hard eviction thresholds: crossing one sets a pressure condition.
+    pub eviction_hard: crate::pressure::Thresholds,
 }
 
 /// Shared by the pod workers.
@@ -80,7 +82,9 @@ impl Agent {
             }
         };
         let version = cri.rt.clone().version(api::VersionRequest { version: "v1".into() }).await?.into_inner();
-        register(&client, &cfg, &format!("{}://{}", version.runtime_name, version.runtime_version)).await?;
+        let runtime = format!("{}://{}", version.runtime_name, version.runtime_version);
+        let mut node = NodeState::new(&cfg, runtime);
+        register(&client, &cfg, &node).await?;
         let ctx = Arc::new(Ctx { client: client.clone(), cri, cfg: cfg.clone(), workers: Mutex::new(HashMap::new()) });
         let listener = tokio::net::TcpListener::bind((cfg.address, cfg.port))
             .await
@@ -92,6 +96,20 @@ impl Agent {
                     loop {
                         crate::fake::renew_leases(&client, &names, "rkube-node").await;
                         tokio::time::sleep(std::time::Duration::from_secs(10)).await;
+                    }
+                }
+            }),
+            tokio::spawn({
+                let (client, cfg) = (client.clone(), cfg.clone());
+                async move {
+                    // Pressure conditions, re-measured every 10 s and reported when they change.
+                    loop {
+                        tokio::time::sleep(std::time::Duration::from_secs(10)).await;
+                        if node.remeasure(&cfg)
+                            && let Err(e) = report_status(&client, &cfg, &node).await
+                        {
+                            tracing::warn!("reporting the node's conditions: {e:#}");
+                        }
                     }
                 }
             }),
@@ -133,9 +151,41 @@ fn read_trim(path: &str) -> String {
     std::fs::read_to_string(path).map(|s| s.trim().to_string()).unwrap_or_default()
 }
 
+/// What the node reports about itself, and since when each condition holds.
+struct NodeState {
+    runtime: String,
+    /// Memory, disk and PID pressure.
+    pressure: [bool; 3],
+    since: [String; 3],
+    ready_since: String,
+}
+
+impl NodeState {
+    fn new(cfg: &Config, runtime: String) -> NodeState {
+        let t = k8s_openapi::jiff::Timestamp::now().to_string();
+        let (m, d, p) = cfg.eviction_hard.measure(&cfg.dir);
+        NodeState { runtime, pressure: [m, d, p], since: [t.clone(), t.clone(), t.clone()], ready_since: t }
+    }
+
+    /// Measures again; true when a condition changed.
+    fn remeasure(&mut self, cfg: &Config) -> bool {
+        let (m, d, p) = cfg.eviction_hard.measure(&cfg.dir);
+        let now = k8s_openapi::jiff::Timestamp::now().to_string();
+        let mut changed = false;
+        for (i, v) in [m, d, p].into_iter().enumerate() {
+            if self.pressure[i] != v {
+                self.pressure[i] = v;
+                self.since[i] = now.clone();
+                changed = true;
+            }
+        }
+        changed
+    }
+}
+
 /// Creates or updates this node with server-side apply: labels, pod CIDR,
-/// capacity, addresses, node info and a Ready condition.
-async fn register(client: &Client, cfg: &Config, runtime: &str) -> Result<()> {
+/// then its status.
+async fn register(client: &Client, cfg: &Config, st: &NodeState) -> Result<()> {
     let nodes: Api<Node> = Api::all(client.clone());
     let name = &cfg.node_name;
     let pp = PatchParams::apply("rkube-node").force();
@@ -145,11 +195,24 @@ async fn register(client: &Client, cfg: &Config, runtime: &str) -> Result<()> {
         "spec": {"podCIDR": cfg.pod_cidr, "podCIDRs": [cfg.pod_cidr]},
     });
     nodes.patch(name, &pp, &Patch::Apply(&node)).await.context("registering the node")?;
+    report_status(client, cfg, st).await
+}
+
+/// Applies the node's whole status (capacity, conditions, addresses, node
+/// info): one field manager owns it, so each apply says everything.
+async fn report_status(client: &Client, cfg: &Config, st: &NodeState) -> Result<()> {
+    let nodes: Api<Node> = Api::all(client.clone());
+    let name = &cfg.node_name;
+    let pp = PatchParams::apply("rkube-node").force();
     let cpus = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
     let resources =
         json!({"cpu": cpus.to_string(), "memory": format!("{}Ki", crate::agent_memory_bytes() / 1024), "pods": "110", "ephemeral-storage": "100Gi"});
     let t = k8s_openapi::jiff::Timestamp::now().to_string();
-    let cond = |type_: &str, status: &str, reason: &str, message: &str| json!({"type": type_, "status": status, "reason": reason, "message": message, "lastHeartbeatTime": t, "lastTransitionTime": t});
+    let cond = |type_: &str, status: &str, reason: &str, message: &str, since: &str| json!({"type": type_, "status": status, "reason": reason, "message": message, "lastHeartbeatTime": t, "lastTransitionTime": since});
+    let pressure = |i: usize, type_: &str, ok: (&str, &str), bad: (&str, &str)| {
+        let (status, (reason, message)) = if st.pressure[i] { ("True", bad) } else { ("False", ok) };
+        cond(type_, status, reason, message, &st.since[i])
+    };
     let uname = |f: &str| read_trim(&format!("/proc/sys/kernel/{f}"));
     let os_image = std::fs::read_to_string("/etc/os-release")
         .ok()
@@ -160,10 +223,10 @@ async fn register(client: &Client, cfg: &Config, runtime: &str) -> Result<()> {
         "status": {
             "capacity": resources, "allocatable": resources,
             "conditions": [
-                cond("MemoryPressure", "False", "KubeletHasSufficientMemory", "kubelet has sufficient memory available"),
-                cond("DiskPressure", "False", "KubeletHasNoDiskPressure", "kubelet has no disk pressure"),
-                cond("PIDPressure", "False", "KubeletHasSufficientPID", "kubelet has sufficient PID available"),
-                cond("Ready", "True", "KubeletReady", "kubelet is posting ready status"),
+                pressure(0, "MemoryPressure", ("KubeletHasSufficientMemory", "kubelet has sufficient memory available"), ("KubeletHasInsufficientMemory", "kubelet has insufficient memory available")),
+                pressure(1, "DiskPressure", ("KubeletHasNoDiskPressure", "kubelet has no disk pressure"), ("KubeletHasDiskPressure", "kubelet has disk pressure")),
+                pressure(2, "PIDPressure", ("KubeletHasSufficientPID", "kubelet has sufficient PID available"), ("KubeletHasInsufficientPID", "kubelet has insufficient PID available")),
+                cond("Ready", "True", "KubeletReady", "kubelet is posting ready status", &st.ready_since),
             ],
             "addresses": [{"type": "InternalIP", "address": cfg.address.to_string()}, {"type": "Hostname", "address": name}],
             "daemonEndpoints": {"kubeletEndpoint": {"Port": cfg.port}},
@@ -172,7 +235,7 @@ async fn register(client: &Client, cfg: &Config, runtime: &str) -> Result<()> {
                 "operatingSystem": "linux",
                 "kubeletVersion": concat!("v1.37.0-rkube-", env!("CARGO_PKG_VERSION")),
                 "kubeProxyVersion": "",
-                "containerRuntimeVersion": runtime,
+                "containerRuntimeVersion": st.runtime,
                 "osImage": os_image,
                 "kernelVersion": uname("osrelease"),
                 "machineID": read_trim("/etc/machine-id"),

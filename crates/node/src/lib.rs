@@ -11,6 +11,7 @@ pub mod cri;
 mod events;
 mod fake;
 mod pod;
+pub mod pressure;
 mod probe;
 mod serve;
 mod spec;

@@ -92,11 +92,15 @@ struct NodeArgs {
     /// A registry (host:port) reached over plain HTTP; repeatable.
     #[arg(long = "insecure-registry")]
     insecure_registries: Vec<String>,
+    /// Hard eviction thresholds (as the kubelet's): crossing one reports
+    /// the node's MemoryPressure, DiskPressure or PIDPressure.
+    #[arg(long, default_value = node::pressure::DEFAULT_EVICTION_HARD)]
+    eviction_hard: String,
 }
 
 impl NodeArgs {
-    fn config(&self, dir: PathBuf, proxy_token: String) -> node::Config {
-        node::Config {
+    fn config(&self, dir: PathBuf, proxy_token: String) -> Result<node::Config> {
+        Ok(node::Config {
             node_name: self.node_name.clone().unwrap_or_else(host_name),
             dir,
             runtime_endpoint: self.container_runtime_endpoint.clone(),
@@ -107,7 +111,8 @@ impl NodeArgs {
             address: self.node_ip,
             port: self.agent_port,
             proxy_token,
-        }
+            eviction_hard: node::pressure::Thresholds::parse(&self.eviction_hard).context("--eviction-hard")?,
+        })
     }
 }
 
@@ -116,7 +121,7 @@ impl NodeArgs {
 async fn join_node(args: JoinArgs) -> Result<()> {
     let client = join::client(&args.server, &args.token).await?;
     let (_, secret) = join::parse(&args.token)?;
-    let cfg = args.node.config(args.data_dir, secret);
+    let cfg = args.node.config(args.data_dir, secret)?;
     let name = cfg.node_name.clone();
     let agent = node::Agent::start(client, cfg).await?;
     println!("node {name} joined {}", args.server);
@@ -151,6 +156,8 @@ fn main() -> Result<()> {
 }
 
 async fn server(args: ServerArgs) -> Result<()> {
+    // Flags are checked before anything starts.
+    node::pressure::Thresholds::parse(&args.node.eviction_hard).context("--eviction-hard")?;
     let url = format!("https://{}", args.bind);
     let pki = pki::ensure(&args.data_dir, &url, &args.tls_san).context("preparing certificates")?;
     let tls = apiserver::server::tls_config(&pki.server_cert_pem, &pki.server_key_pem, &pki.ca_pem).map_err(|e| anyhow::anyhow!(e))?;
@@ -179,7 +186,7 @@ async fn server(args: ServerArgs) -> Result<()> {
     let agent = if args.node.no_node_agent {
         None
     } else {
-        let cfg = args.node.config(args.data_dir.join("node"), secret);
+        let cfg = args.node.config(args.data_dir.join("node"), secret)?;
         match node::Agent::start(client("system:node:local"), cfg).await {
             Ok(a) => Some(a),
             Err(e) => {

@@ -671,3 +671,23 @@ spec:
     assert_eq!(std::fs::read_to_string(out.join("prestop")).unwrap(), "stop\n");
     assert_clean(&s);
 }
+
+#[test]
+fn pressure_conditions_follow_the_eviction_thresholds() {
+    // A threshold no machine meets: the node reports memory pressure at once.
+    let s = Server::start_node_agent_with(&["--eviction-hard", "memory.available<1000Ti,nodefs.available<1%"]);
+    let node = common::eventually("the node registered", Duration::from_secs(30), || {
+        let out = s.kubectl(&["get", "node", "node-1", "-o", "json"]);
+        out.status.success().then(|| serde_json::from_slice::<Value>(&out.stdout).unwrap())
+    });
+    let cond = |t: &str| node["status"]["conditions"].as_array().unwrap().iter().find(|c| c["type"] == t).cloned().unwrap();
+    assert_eq!((cond("MemoryPressure")["status"].as_str(), cond("MemoryPressure")["reason"].as_str()), (Some("True"), Some("KubeletHasInsufficientMemory")));
+    assert_eq!(cond("DiskPressure")["status"], "False");
+    assert_eq!(cond("PIDPressure")["status"], "False");
+    assert_eq!(cond("Ready")["status"], "True");
+    let err = std::process::Command::new(env!("CARGO_BIN_EXE_rkube"))
+        .args(["server", "--data-dir", s.root.path().join("other").to_str().unwrap(), "--eviction-hard", "cpu.available<1"])
+        .output()
+        .unwrap();
+    assert!(!err.status.success() && String::from_utf8_lossy(&err.stderr).contains("unknown eviction signal \"cpu.available\""), "{err:?}");
+}

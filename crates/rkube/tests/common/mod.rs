@@ -82,6 +82,11 @@ impl Server {
     /// there serving the test images (built by `scripts/images.sh`).
     /// Everything it started dies with it.
     pub fn start_node_agent() -> Server {
+        Server::start_node_agent_with(&[])
+    }
+
+    /// `start_node_agent` with more server flags.
+    pub fn start_node_agent_with(extra: &[&str]) -> Server {
         let images = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../target/e2e-images");
         let built = Command::new(Path::new(env!("CARGO_MANIFEST_DIR")).join("../../scripts/images.sh"))
             .arg(&images)
@@ -98,7 +103,8 @@ impl Server {
             images.join("registry").canonicalize().expect("the image registry directory").display()
         );
         std::fs::write(root.path().join("registry.yml"), registry).unwrap();
-        let args = ["--pause-image", "127.0.0.1:5000/pause:1", "--insecure-registry", REGISTRY, "--node-name", "node-1"];
+        let mut args = vec!["--pause-image", "127.0.0.1:5000/pause:1", "--insecure-registry", REGISTRY, "--node-name", "node-1"];
+        args.extend_from_slice(extra);
         let mut s = Server { child: None, port: 6443, root, kubeconfig, args: args.iter().map(|a| a.to_string()).collect(), netns: true, ns_pid: 0 };
         s.spawn().unwrap_or_else(|e| panic!("the server did not start: {e}"));
         s
