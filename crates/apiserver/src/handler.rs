@@ -475,7 +475,15 @@ impl Ctx {
     // ---- reads ----
 
     async fn get(&self) -> Result<Response<ResBody>> {
-        self.read_barrier().await?;
+        match self.read_barrier().await {
+            Ok(()) => {}
+            // A cache behind the store: a consistent get reads the store.
+            Err(e) if e.code == 504 && self.query.get("resourceVersion").is_none_or(|r| r.is_empty()) && self.info.subresource.is_empty() => {
+                let (_, v) = self.read_current(&self.key()).await?;
+                return self.value_response(StatusCode::OK, &self.served_value(v));
+            }
+            Err(e) => return Err(e),
+        }
         let rc = self.inner().cache.resource(&self.def.storage);
         let obj = rc.get(&self.key()).ok_or_else(|| self.not_found())?;
         match self.info.subresource.as_str() {
@@ -569,8 +577,16 @@ impl Ctx {
         } else if exact {
             (None, Some(parse_rv(rv)?))
         } else {
-            self.read_barrier().await?;
-            (None, None)
+            match self.read_barrier().await {
+                Ok(()) => (None, None),
+                // The cache fell behind the store: as upstream, a consistent
+                // list is then served by the store instead of failing.
+                Err(e) if e.code == 504 && rv.is_empty() => {
+                    let (items, rev, next, remaining) = self.list_from_store(&filter, limit, "", None).await?;
+                    return self.list_response(items, rev, next, remaining);
+                }
+                Err(e) => return Err(e),
+            }
         };
         let rc = self.inner().cache.resource(&self.def.storage);
         let global = self.inner().cache.revision();

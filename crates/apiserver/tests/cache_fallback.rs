@@ -1,0 +1,118 @@
+//! A watch cache that falls behind the store (its store watch held back
+//! here) still gives consistent reads: after the 3 s wait, lists and gets
+//! are served by the store, as upstream falls back to etcd.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use apiserver::{ApiServer, User};
+use bytes::Bytes;
+use futures::StreamExt;
+use futures::future::BoxFuture;
+use http_body_util::{BodyExt, Full};
+use serde_json::{Value, json};
+use store::{KeyValue, RangeRequest, RangeResponse, Result, Revision, Store, WatchStream};
+use tower::Service;
+
+/// The real embedded store, whose watch streams wait while `held` is true.
+struct Held {
+    inner: Arc<dyn Store>,
+    held: tokio::sync::watch::Sender<bool>,
+}
+
+impl Store for Held {
+    fn current_revision(&self) -> BoxFuture<'_, Result<Revision>> {
+        self.inner.current_revision()
+    }
+    fn compacted_revision(&self) -> BoxFuture<'_, Result<Revision>> {
+        self.inner.compacted_revision()
+    }
+    fn get<'a>(&'a self, key: &'a str) -> BoxFuture<'a, Result<Option<KeyValue>>> {
+        self.inner.get(key)
+    }
+    fn range(&self, req: RangeRequest) -> BoxFuture<'_, Result<RangeResponse>> {
+        self.inner.range(req)
+    }
+    fn create(&self, key: String, value: Bytes) -> BoxFuture<'_, Result<KeyValue>> {
+        self.inner.create(key, value)
+    }
+    fn update(&self, key: String, value: Bytes, expected: Revision) -> BoxFuture<'_, Result<KeyValue>> {
+        self.inner.update(key, value, expected)
+    }
+    fn delete(&self, key: String, expected: Option<Revision>) -> BoxFuture<'_, Result<KeyValue>> {
+        self.inner.delete(key, expected)
+    }
+    fn watch(&self, prefix: String, after: Revision) -> BoxFuture<'_, Result<WatchStream>> {
+        let held = self.held.subscribe();
+        Box::pin(async move {
+            let s = self.inner.watch(prefix, after).await?;
+            let s = s.then(move |ev| {
+                let mut held = held.clone();
+                async move {
+                    let _ = held.wait_for(|h| !*h).await;
+                    ev
+                }
+            });
+            Ok(Box::pin(s) as WatchStream)
+        })
+    }
+    fn compact(&self, revision: Revision) -> BoxFuture<'_, Result<()>> {
+        self.inner.compact(revision)
+    }
+}
+
+async fn call(srv: &ApiServer, method: &str, path: &str, body: Option<Value>) -> (u16, Value) {
+    let mut svc = srv.as_user(User::new("admin", &["system:masters"]));
+    let req = http::Request::builder()
+        .method(method)
+        .uri(path)
+        .header("content-type", "application/json")
+        .body(Full::new(Bytes::from(body.map(|b| b.to_string()).unwrap_or_default())))
+        .unwrap();
+    let resp = svc.call(req).await.unwrap();
+    let code = resp.status().as_u16();
+    let bytes = resp.into_body().collect().await.unwrap().to_bytes();
+    (code, serde_json::from_slice(&bytes).unwrap_or(Value::Null))
+}
+
+#[tokio::test]
+async fn consistent_reads_fall_back_to_the_store_when_the_cache_lags() {
+    let dir = tempfile::tempdir().unwrap();
+    let inner = store::embedded::Embedded::open(&dir.path().join("state.redb")).unwrap();
+    let (held, _) = tokio::sync::watch::channel(false);
+    let st = Arc::new(Held { inner: inner as Arc<dyn Store>, held });
+    let srv = ApiServer::new(st.clone() as Arc<dyn Store>, "127.0.0.1:1".into()).await.unwrap();
+    let cm = |name: &str| json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": name}, "data": {"k": "v"}});
+    let (code, _) = call(&srv, "POST", "/api/v1/namespaces/default/configmaps", Some(cm("before"))).await;
+    assert_eq!(code, 201);
+    // A consistent read: the cache has it before the watch is held.
+    assert_eq!(call(&srv, "GET", "/api/v1/namespaces/default/configmaps/before", None).await.0, 200);
+
+    st.held.send_replace(true);
+    let (code, created) = call(&srv, "POST", "/api/v1/namespaces/default/configmaps", Some(cm("during"))).await;
+    assert_eq!(code, 201);
+    // Any cached state (resourceVersion=0) does not show it yet…
+    let (_, cached) = call(&srv, "GET", "/api/v1/namespaces/default/configmaps?resourceVersion=0", None).await;
+    assert_eq!(cached["items"].as_array().unwrap().len(), 1);
+    // …a consistent list and get do, from the store, after the wait.
+    let t = Instant::now();
+    let (code, list) = call(&srv, "GET", "/api/v1/namespaces/default/configmaps", None).await;
+    assert_eq!(code, 200, "{list}");
+    let names: Vec<&str> = list["items"].as_array().unwrap().iter().map(|i| i["metadata"]["name"].as_str().unwrap()).collect();
+    assert_eq!(names, ["before", "during"]);
+    assert!(list["metadata"]["resourceVersion"].as_str().unwrap().parse::<u64>().unwrap() >= created["metadata"]["resourceVersion"].as_str().unwrap().parse().unwrap());
+    assert!(t.elapsed() >= Duration::from_secs(3));
+    let (code, got) = call(&srv, "GET", "/api/v1/namespaces/default/configmaps/during", None).await;
+    assert_eq!(code, 200, "{got}");
+    assert_eq!(got["metadata"]["resourceVersion"], created["metadata"]["resourceVersion"]);
+    // A read at a revision the cache lacks still answers upstream's 504.
+    let rv = created["metadata"]["resourceVersion"].as_str().unwrap();
+    let (code, err) = call(&srv, "GET", &format!("/api/v1/namespaces/default/configmaps?resourceVersion={rv}"), None).await;
+    assert_eq!(code, 504, "{err}");
+    assert!(err["message"].as_str().unwrap().contains("Too large resource version"), "{err}");
+
+    // Released, the cache catches up and serves it itself.
+    st.held.send_replace(false);
+    let (code, list) = call(&srv, "GET", &format!("/api/v1/namespaces/default/configmaps?resourceVersion={rv}"), None).await;
+    assert_eq!((code, list["items"].as_array().map(Vec::len)), (200, Some(2)));
+}
