@@ -66,14 +66,19 @@ pub async fn run(client: Client) {
     let (store, writer) = reflector::store();
     let expected: Arc<Expected> = Default::default();
     let seen = expected.clone();
-    tokio::spawn(watcher(pods.clone(), watcher::Config::default()).default_backoff().reflect(writer).for_each(move |ev| {
-        if let Ok(ev) = ev {
-            observe(&seen, &ev);
-        }
-        async {}
-    }));
+    // One pod watch: it fills the store, meets expectations, then triggers
+    // reconciles, so a reconcile never reads a store older than its trigger.
+    let changes = watcher(pods, watcher::Config::default())
+        .default_backoff()
+        .reflect(writer)
+        .inspect(move |ev| {
+            if let Ok(ev) = ev {
+                observe(&seen, ev);
+            }
+        })
+        .touched_objects();
     Controller::new(rs, watcher::Config::default())
-        .owns(pods, watcher::Config::default())
+        .owns_stream(changes)
         .run(
             reconcile,
             |_, e, _| {
