@@ -337,7 +337,13 @@ pub async fn delete(ctx: &Ctx, a: &DeleteArgs) -> Result<()> {
     let disc = Discovery::load(ctx).await?;
     let mut targets: Vec<(Resource, Option<String>, String)> = Vec::new();
     if !a.files.is_empty() || a.kustomize.is_some() {
-        for o in objects_of(&a.files, a.recursive, a.kustomize.as_ref())? {
+        let mut objects = objects_of(&a.files, a.recursive, a.kustomize.as_ref())?;
+        // A kustomization is ordered for creation (namespaces first); what
+        // lives in a namespace goes before it.
+        if a.kustomize.is_some() {
+            objects.reverse();
+        }
+        for o in objects {
             targets.push(target(&disc, ctx, &o)?);
         }
     }

@@ -348,33 +348,62 @@ impl GetArgs {
 /// Lists a source as a table, following `continue` tokens.
 pub async fn fetch_table(ctx: &Ctx, src: &Source, chunk: u32, include: Include) -> Result<Table> {
     let mut t = Table::default();
+    fetch_table_pages(ctx, src, chunk, include, |p| {
+        t.cols = p.cols;
+        t.rows.extend(p.rows);
+        t.rv = p.rv;
+    })
+    .await?;
+    Ok(t)
+}
+
+/// Lists a source as a table one page at a time, so a caller that keeps
+/// something smaller than the rows never holds the whole list as rows.
+/// Every page carries the columns.
+pub async fn fetch_table_pages(ctx: &Ctx, src: &Source, chunk: u32, include: Include, mut each: impl FnMut(Table)) -> Result<()> {
     let q = match include {
         Include::None => "includeObject=None",
         Include::Metadata => "includeObject=Metadata",
         Include::Object => "includeObject=Object",
     };
+    let mut cols = Cols::default();
+    // Hands one page on; its `continue` token, and whether it had rows.
+    let mut page = |text: &str, cols: &mut Cols| -> Result<(String, bool)> {
+        let mut t = Table::default();
+        let next = t.add_page(text, include)?;
+        if t.cols.is_empty() {
+            t.cols = cols.clone();
+        } else {
+            *cols = t.cols.clone();
+        }
+        let rows = !t.rows.is_empty();
+        each(t);
+        Ok((next, rows))
+    };
     if src.names.len() > 1 {
         // Several names: one GET each, in the order given.
         for n in &src.names {
             let text = ctx.get_text(&format!("{}?{q}", src.res.url(src.ns.as_deref(), Some(n))), TABLE).await?;
-            t.add_page(&text, include)?;
+            page(&text, &mut cols)?;
         }
-        return Ok(t);
+        return Ok(());
     }
     let mut cont = String::new();
+    let mut found = false;
     loop {
         let url = src.list_url(&format!("&limit={chunk}&{q}{cont}"));
-        let next = t.add_page(&ctx.get_text(&url, TABLE).await?, include)?;
+        let (next, rows) = page(&ctx.get_text(&url, TABLE).await?, &mut cols)?;
+        found |= rows;
         if next.is_empty() {
             break;
         }
         cont = format!("&continue={}", enc(&next));
     }
-    if let ([name], true) = (src.names.as_slice(), t.rows.is_empty()) {
+    if let ([name], false) = (src.names.as_slice(), found) {
         // Listing by name found nothing: say so as a GET would.
         ctx.get_as(&src.res.url(src.ns.as_deref(), Some(name)), TABLE).await?;
     }
-    Ok(t)
+    Ok(())
 }
 
 /// Lists a source as whole objects, with apiVersion and kind set on each.

@@ -16,16 +16,18 @@ use serde_json::Value;
 use tokio::sync::mpsc;
 
 use crate::client::{Ctx, Error, Result, TABLE};
-use crate::get::{Cols, GetArgs, Include, Row, Shape, Source, Table, fetch_table, paint_fn, print_objects};
-use crate::model::{Change, Column, Model, RowState};
+use crate::get::{Cols, GetArgs, Include, Row, Shape, Source, Table, fetch_table_pages, paint_fn, print_objects};
+use crate::model::{Change, Column, Input, Model, RowState};
 use crate::printers::{RESET, now_secs, status_color, tabulate};
 
 /// The shortest time between two frames (about 30 per second).
 const FRAME: Duration = Duration::from_millis(33);
 
 enum Ev {
-    /// A full list: the initial one or a relist.
-    Reset(usize, Table),
+    /// One page of a list (the initial one or a relist)…
+    Page(usize, Table),
+    /// …and the list is complete: what it did not name is gone.
+    Listed(usize),
     Event(usize, &'static str, Row),
     Lost(usize, String),
     /// Connected again; `true` when the watch had expired and a relist
@@ -43,18 +45,21 @@ async fn watch_source(ctx: Ctx, i: usize, src: Source, full: bool, chunk: u32, t
     let mut backoff = Duration::from_millis(500);
     let include = if full { "&includeObject=Object" } else { "" };
     'relist: loop {
-        let t = match fetch_table(&ctx, &src, chunk, if full { Include::Object } else { Include::Metadata }).await {
-            Ok(t) => t,
-            Err(e) => {
-                lost = true;
-                let _ = tx.send(Ev::Lost(i, short(&e)));
-                tokio::time::sleep(backoff).await;
-                backoff = (backoff * 2).min(Duration::from_secs(5));
-                continue;
-            }
-        };
-        let mut rv = t.rv.clone();
-        let _ = tx.send(Ev::Reset(i, t));
+        // Pages go out as they come, so the list is never held whole as rows.
+        let mut rv = String::new();
+        let listed = fetch_table_pages(&ctx, &src, chunk, if full { Include::Object } else { Include::Metadata }, |t| {
+            rv = t.rv.clone();
+            let _ = tx.send(Ev::Page(i, t));
+        })
+        .await;
+        if let Err(e) = listed {
+            lost = true;
+            let _ = tx.send(Ev::Lost(i, short(&e)));
+            tokio::time::sleep(backoff).await;
+            backoff = (backoff * 2).min(Duration::from_secs(5));
+            continue;
+        }
+        let _ = tx.send(Ev::Listed(i));
         if std::mem::take(&mut lost) {
             let _ = tx.send(Ev::Back(i, true));
         }
@@ -144,6 +149,9 @@ struct State {
     started: bool,
     /// The header goes out with the first row, as kubectl's does.
     headed: bool,
+    /// While a list comes in page by page: whether it is the initial one,
+    /// and the objects it named so far.
+    listing: Option<(bool, std::collections::HashSet<String>)>,
 }
 
 /// Not a terminal: a line per event, as kubectl prints them, and never stop.
@@ -153,25 +161,35 @@ async fn lines(a: &GetArgs, fmt: &str, shapes: Vec<Shape>, color: bool, mut rx: 
     let widths = if events { vec!["MODIFIED".len() + 3] } else { Vec::new() };
     let mut st: Vec<State> = shapes
         .iter()
-        .map(|_| State { widths: widths.clone(), cols: Vec::new(), header: Vec::new(), seen: HashMap::new(), started: false, headed: a.no_headers })
+        .map(|_| State {
+            widths: widths.clone(),
+            cols: Vec::new(),
+            header: Vec::new(),
+            seen: HashMap::new(),
+            started: false,
+            headed: a.no_headers,
+            listing: None,
+        })
         .collect();
     let stdout = std::io::stdout();
     while let Some(ev) = rx.recv().await {
         let mut out = stdout.lock();
         match ev {
-            Ev::Reset(i, t) => {
+            Ev::Page(i, t) => {
                 let s = &mut st[i];
                 let shape = &shapes[i];
+                // The first page of a list opens it; the first list is the initial one.
                 let initial = !s.started;
+                let (initial, listed) = s.listing.get_or_insert_with(|| (initial, std::collections::HashSet::new()));
+                let initial = *initial;
                 s.started = true;
                 s.cols = t.cols.clone();
                 s.header = shape.columns(&t.cols);
                 let mut rows: Vec<Vec<String>> = Vec::new();
                 let mut objs = Vec::new();
-                let mut now_keys = std::collections::HashSet::new();
                 for row in t.rows {
                     let input = shape.input(&t.cols, &row);
-                    now_keys.insert(input.key.clone());
+                    listed.insert(input.key.clone());
                     let old = s.seen.insert(input.key.clone(), input.cells.clone());
                     let kind = match old {
                         None => "ADDED",
@@ -184,17 +202,25 @@ async fn lines(a: &GetArgs, fmt: &str, shapes: Vec<Shape>, color: bool, mut rx: 
                     objs.push((kind, row.object));
                     rows.push(with_event(events, kind, input.cells));
                 }
-                let gone: Vec<String> = s.seen.keys().filter(|k| !now_keys.contains(*k)).cloned().collect();
-                for k in gone {
-                    if let Some(c) = s.seen.remove(&k) {
-                        rows.push(with_event(events, "DELETED", c));
-                    }
-                }
                 if objects_format(fmt) {
                     for (kind, o) in objs {
                         print_event_object(&mut out, fmt, events, kind, o, a.show_managed_fields)?;
                     }
                 } else {
+                    write_rows(&mut out, rows, s, color, events)?;
+                }
+            }
+            Ev::Listed(i) => {
+                let s = &mut st[i];
+                let Some((_, listed)) = s.listing.take() else { continue };
+                let gone: Vec<String> = s.seen.keys().filter(|k| !listed.contains(*k)).cloned().collect();
+                let mut rows = Vec::new();
+                for k in gone {
+                    if let Some(c) = s.seen.remove(&k) {
+                        rows.push(with_event(events, "DELETED", c));
+                    }
+                }
+                if !objects_format(fmt) && !rows.is_empty() {
                     write_rows(&mut out, rows, s, color, events)?;
                 }
             }
@@ -213,7 +239,11 @@ async fn lines(a: &GetArgs, fmt: &str, shapes: Vec<Shape>, color: bool, mut rx: 
                     write_rows(&mut out, vec![row], s, color, events)?;
                 }
             }
-            Ev::Lost(_, m) => eprintln!("watch interrupted ({m}); retrying"),
+            Ev::Lost(i, m) => {
+                // A list cut short is started again from its first page.
+                st[i].listing = None;
+                eprintln!("watch interrupted ({m}); retrying")
+            }
             Ev::Back(_, relisted) => eprintln!("{}", if relisted { "watch back (relisted)" } else { "watch back (resumed)" }),
         }
         out.flush()?;
@@ -293,6 +323,8 @@ struct Screen {
     srcs: Vec<Source>,
     shapes: Vec<Shape>,
     models: Vec<Option<(Cols, Model)>>,
+    /// A list still arriving page by page: its columns and rows so far.
+    pending: Vec<Option<(Cols, Vec<Input>)>>,
     conns: Vec<Conn>,
     color: bool,
     scope: String,
@@ -326,6 +358,7 @@ impl Screen {
             srcs,
             shapes,
             models: (0..n).map(|_| None).collect(),
+            pending: (0..n).map(|_| None).collect(),
             conns: (0..n).map(|_| Conn { lost: None, back_at: None }).collect(),
             color,
             scope,
@@ -343,18 +376,24 @@ impl Screen {
         self.events += 1;
         let now = self.ms();
         match ev {
-            Ev::Reset(i, t) => {
+            Ev::Page(i, t) => {
+                // Rows become inputs page by page, so a big list is never held
+                // as rows and inputs at once.
                 let shape = &self.shapes[i];
-                // Consumed row by row, so a big list is not held twice.
-                let inputs = t.rows.into_iter().map(|r| shape.input(&t.cols, &r)).collect();
+                let (cols, inputs) = self.pending[i].get_or_insert_with(Default::default);
+                inputs.extend(t.rows.iter().map(|r| shape.input(&t.cols, r)));
+                *cols = t.cols;
+            }
+            Ev::Listed(i) => {
+                let Some((cols, inputs)) = self.pending[i].take() else { return };
                 match &mut self.models[i] {
                     Some((_, m)) => m.resync(inputs, now),
                     slot => {
-                        let mut m = Model::new(shape.columns(&t.cols));
+                        let mut m = Model::new(self.shapes[i].columns(&cols));
                         for inp in inputs {
                             m.upsert(inp, now, true);
                         }
-                        *slot = Some((t.cols, m));
+                        *slot = Some((cols, m));
                     }
                 }
             }
@@ -364,7 +403,10 @@ impl Screen {
                     if kind == "DELETED" { m.remove(&input.key, now) } else { m.upsert(input, now, false) }
                 }
             }
-            Ev::Lost(i, msg) => self.conns[i].lost = Some(msg),
+            Ev::Lost(i, msg) => {
+                self.pending[i] = None;
+                self.conns[i].lost = Some(msg)
+            }
             Ev::Back(i, relisted) => {
                 self.conns[i].lost = None;
                 self.conns[i].back_at = Some((Instant::now(), relisted));

@@ -121,7 +121,7 @@ fn apply_k_renders_a_kustomization_as_kubectl_does() {
     let s = Server::start();
     s.write_file(
         "base/app.yaml",
-        "apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: app, labels: {app: app}}\nspec:\n  replicas: 1\n  selector: {matchLabels: {app: app}}\n  template:\n    metadata: {labels: {app: app}}\n    spec: {containers: [{name: c, image: nginx}]}\n---\napiVersion: v1\nkind: Service\nmetadata: {name: app}\nspec:\n  selector: {app: app}\n  ports: [{port: 80}]\n",
+        "apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: app, labels: {app: app}}\nspec:\n  replicas: 0\n  selector: {matchLabels: {app: app}}\n  template:\n    metadata: {labels: {app: app}}\n    spec: {containers: [{name: c, image: nginx}]}\n---\napiVersion: v1\nkind: Service\nmetadata: {name: app}\nspec:\n  selector: {app: app}\n  ports: [{port: 80}]\n",
     );
     s.write_file("base/kustomization.yaml", "resources: [app.yaml]\n");
     s.write_file("overlay/extra.yaml", "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: settings}\ndata: {mode: fast}\n---\napiVersion: v1\nkind: Namespace\nmetadata: {name: shop}\n");
@@ -137,8 +137,9 @@ fn apply_k_renders_a_kustomization_as_kubectl_does() {
     );
     // (Once the Deployment controller is done with it, so that only our
     // own changes could make a difference.)
-    common::eventually("the deployment available", std::time::Duration::from_secs(30), || {
-        (s.k(&["get", "deploy", "prod-app", "-n", "shop", "-o", "jsonpath={.status.availableReplicas}"]) == "1").then_some(())
+    common::eventually("the deployment seen by its controller", std::time::Duration::from_secs(60), || {
+        let seen = s.k(&["get", "deploy", "prod-app", "-n", "shop", "-o", "jsonpath={.metadata.generation}/{.status.observedGeneration}"]);
+        (seen == "1/1").then_some(())
     });
     let again = s.r(&["apply", "-k", &dir]);
     assert_eq!(again.lines().filter(|l| l.ends_with(" unchanged")).count(), 4, "{again}");
