@@ -77,7 +77,11 @@ async fn handle(ctx: Arc<Ctx>, req: Request<Incoming>) -> Response<Body> {
                 .ok()
                 .and_then(|r| r.into_inner().items.into_iter().next());
             let Some(sandbox) = sandbox else { return text(StatusCode::BAD_REQUEST, format!("pod {pod} has no running sandbox")) };
-            rt.port_forward(api::PortForwardRequest { pod_sandbox_id: sandbox.id, port: Vec::new() }).await.map(|r| r.into_inner().url)
+            // WebSocket port-forward names its ports in the query (`ports=80,443`);
+            // containerd takes them from the CRI request. SPDY names them per stream.
+            let port: Vec<i32> =
+                pairs.iter().filter(|(k, _)| k == "ports").flat_map(|(_, v)| v.split(',').filter_map(|p| p.trim().parse().ok()).collect::<Vec<i32>>()).collect();
+            rt.port_forward(api::PortForwardRequest { pod_sandbox_id: sandbox.id, port }).await.map(|r| r.into_inner().url)
         }
         _ => return text(StatusCode::NOT_FOUND, "not found"),
     };

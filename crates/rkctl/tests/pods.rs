@@ -183,7 +183,6 @@ fn exec_and_attach_with_a_terminal() {
 }
 
 #[test]
-#[ignore = "the node agent drops the ports a WebSocket port-forward names (crates/node/src/serve.rs sends CRI PortForward no ports); passes once it passes them"]
 fn port_forward_serves_several_ports_and_concurrent_connections() {
     let s = Server::start_node_agent();
     run_pods(&s, WEB, &["web"]);
