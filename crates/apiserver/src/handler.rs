@@ -1155,6 +1155,7 @@ impl Ctx {
                 }
             }
         }
+        schema::hooks::prepare_update(&self.def, cur, &mut new);
         let cm = meta(cur).cloned().unwrap_or_default();
         let nm = meta_mut(&mut new);
         let body_uid = nm.get("uid").and_then(Value::as_str).unwrap_or("").to_string();

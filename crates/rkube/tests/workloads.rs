@@ -143,6 +143,11 @@ fn every_namespace_gets_a_default_service_account_and_its_name_label() {
     eventually("the default ServiceAccount again", T, || {
         s.kubectl(&["get", "serviceaccount", "default", "-n", "team"]).status.success().then_some(())
     });
+    // Updates keep the finalizer and the name label (only /finalize changes finalizers).
+    s.ok_stdin(&["apply", "--server-side", "-f", "-"], "apiVersion: v1\nkind: Namespace\nmetadata: {name: team, labels: {tier: a}}\nspec: null\n");
+    let ns = s.get_json(&["namespace", "team"]);
+    assert_eq!(ns["spec"]["finalizers"], serde_json::json!(["kubernetes"]), "{ns:#}");
+    assert_eq!((ns["metadata"]["labels"]["kubernetes.io/metadata.name"].as_str(), ns["metadata"]["labels"]["tier"].as_str()), (Some("team"), Some("a")));
 }
 
 #[test]

@@ -60,6 +60,35 @@ pub fn prepare_create(def: &ResourceDef, obj: &mut Value) {
     }
 }
 
+/// Per-kind preparation of an update of the main resource (`new` replaces
+/// `old`). Namespace strategy's PrepareForUpdate: finalizers change only
+/// through `/finalize`, and the name label stays.
+pub fn prepare_update(def: &ResourceDef, old: &Value, new: &mut Value) {
+    if !(def.group.is_empty() && def.kind == "Namespace") {
+        return;
+    }
+    let Some(map) = new.as_object_mut() else { return };
+    let spec = map.entry("spec").or_insert_with(|| json!({}));
+    if !spec.is_object() {
+        *spec = json!({});
+    }
+    match old.pointer("/spec/finalizers") {
+        Some(f) => spec["finalizers"] = f.clone(),
+        None => {
+            spec.as_object_mut().unwrap().remove("finalizers");
+        }
+    }
+    let name = old.pointer("/metadata/name").cloned().unwrap_or(Value::Null);
+    let meta = map.entry("metadata").or_insert_with(|| json!({}));
+    if let Some(m) = meta.as_object_mut() {
+        let labels = m.entry("labels").or_insert_with(|| json!({}));
+        if !labels.is_object() {
+            *labels = json!({});
+        }
+        labels["kubernetes.io/metadata.name"] = name;
+    }
+}
+
 /// Job strategy's generateSelector: unless `manualSelector` is set, a Job
 /// selects its pods by its own uid, and its template carries that uid and
 /// the Job's name (in both the old and the `batch.kubernetes.io/` labels).
