@@ -40,7 +40,8 @@ pub async fn run(client: Client) {
     let known = controller.store();
     // One pod watch feeds the store reconciles read and, after it, their
     // triggers: a reconcile never sees a store older than its trigger.
-    let changes = watcher(pods, watcher::Config::default()).default_backoff().reflect(writer).touched_objects();
+    let changes =
+        watcher(pods, watcher::Config::default()).default_backoff().modify(|p| p.managed_fields_mut().clear()).reflect(writer).touched_objects();
     let budgets_of = move |pod: Pod| {
         let labels = pod.labels().clone();
         let ns = pod.namespace();

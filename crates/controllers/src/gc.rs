@@ -77,7 +77,7 @@ pub async fn run(client: Client) {
                 let mut stream = watcher::watcher(api, watcher::Config::default()).boxed();
                 while let Some(ev) = stream.next().await {
                     let change = match ev {
-                        Ok(Event::Apply(o) | Event::InitApply(o)) => Change::Applied(ar.clone(), o.metadata),
+                        Ok(Event::Apply(o) | Event::InitApply(o)) => Change::Applied(ar.clone(), slim(o.metadata)),
                         Ok(Event::Delete(o)) => Change::Deleted(o.metadata),
                         Ok(_) => continue,
                         Err(e) => {
@@ -96,6 +96,16 @@ pub async fn run(client: Client) {
     while let Some(change) = rx.recv().await {
         gc.handle(change).await;
     }
+}
+
+/// What the graph keeps of an object's metadata: identity, owners,
+/// finalizers and deletion state (field ownership, labels and annotations
+/// would multiply its memory for nothing).
+fn slim(mut meta: ObjectMeta) -> ObjectMeta {
+    meta.managed_fields = None;
+    meta.annotations = None;
+    meta.labels = None;
+    meta
 }
 
 struct Graph {
