@@ -210,10 +210,15 @@ fn write_files(dir: &Path, files: &Files, default_mode: Option<i32>) -> Result<(
         if let Some(parent) = p.parent() {
             std::fs::create_dir_all(parent)?;
         }
+        let mode = mode.or(default_mode).unwrap_or(0o644) as u32;
+        // Unchanged files stay as they are (a token's age is its file's mtime).
+        let same = std::fs::metadata(&p).is_ok_and(|m| m.permissions().mode() & 0o7777 == mode) && std::fs::read(&p).is_ok_and(|d| &d == data);
+        if same {
+            continue;
+        }
         // Written beside, then renamed, so a container never reads half a file.
         let tmp = p.with_extension("rkube-tmp");
         std::fs::write(&tmp, data)?;
-        let mode = mode.or(default_mode).unwrap_or(0o644) as u32;
         std::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(mode))?;
         std::fs::rename(&tmp, &p)?;
     }
@@ -428,5 +433,21 @@ mod tests {
         let env = vec![("A".to_string(), "1".to_string()), ("B".to_string(), "x y".to_string())];
         assert_eq!(expand("$(A)-$(B)", &env), "1-x y");
         assert_eq!(expand("$$(A) $(C) $A $(", &env), "$(A) $(C) $A $(");
+    }
+
+    #[test]
+    fn rewriting_a_volume_keeps_unchanged_files_and_drops_removed_ones() {
+        let dir = tempfile::tempdir().unwrap();
+        let files = |pairs: &[(&str, &str)]| -> Files { pairs.iter().map(|(p, d)| (p.to_string(), d.as_bytes().to_vec(), None)).collect() };
+        write_files(dir.path(), &files(&[("token", "t1"), ("ca.crt", "c")]), None).unwrap();
+        let mtime = || std::fs::metadata(dir.path().join("token")).unwrap().modified().unwrap();
+        let before = mtime();
+        std::thread::sleep(std::time::Duration::from_millis(20));
+        write_files(dir.path(), &files(&[("token", "t1"), ("ca.crt", "c")]), None).unwrap();
+        assert_eq!(mtime(), before, "an unchanged token keeps its age");
+        write_files(dir.path(), &files(&[("token", "t2")]), None).unwrap();
+        assert_ne!(mtime(), before);
+        assert_eq!(std::fs::read_to_string(dir.path().join("token")).unwrap(), "t2");
+        assert!(!dir.path().join("ca.crt").exists());
     }
 }
