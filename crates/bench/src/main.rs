@@ -324,49 +324,7 @@ async fn crds(client: &Client, pid: u32, ops: usize) -> Result<Value> {
 /// nodes; the time until they are all Ready, then a Deployment of
 /// `replicas` pods from create until every pod is available.
 async fn workloads(bin: &Path, nodes: usize, replicas: usize) -> Result<Value> {
-    let dir = tempfile::tempdir()?;
-    let port = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
-    let bind = format!("127.0.0.1:{port}");
-    let t = Instant::now();
-    let child = Command::new(bin)
-        .args(["server", "--data-dir"])
-        .arg(dir.path())
-        .args(["--bind", &bind, "--no-node-agent", "--fake-nodes", &nodes.to_string()])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()?;
-    let srv = Server(child);
-    let client = loop {
-        if t.elapsed() > Duration::from_secs(30) {
-            bail!("the workload server did not start");
-        }
-        if let Ok(tls) = tls_config(dir.path())
-            && let Ok(c) = Client::connect(&bind, tls, 4).await
-            && let Ok((StatusCode::OK, _)) = c.send(0, Method::GET, "/readyz", None).await
-        {
-            break c;
-        }
-        tokio::time::sleep(Duration::from_millis(5)).await;
-    };
-    let ready_nodes = loop {
-        let (_, body) = client.send(0, Method::GET, "/api/v1/nodes", None).await?;
-        let v: Value = serde_json::from_slice(&body)?;
-        let ready = v["items"]
-            .as_array()
-            .map(|a| {
-                a.iter()
-                    .filter(|n| n["status"]["conditions"].as_array().is_some_and(|c| c.iter().any(|c| c["type"] == "Ready" && c["status"] == "True")))
-                    .count()
-            })
-            .unwrap_or(0);
-        if ready >= nodes {
-            break t.elapsed();
-        }
-        if t.elapsed() > Duration::from_secs(120) {
-            bail!("only {ready} of {nodes} nodes Ready after 120 s");
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    };
+    let (srv, client, _dir, ready_nodes) = fake_cluster(bin, nodes).await?;
     println!("nodes    {nodes} fake nodes Ready {:.2} s after exec", ready_nodes.as_secs_f64());
     let deploy = json!({"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "scale"},
         "spec": {"replicas": replicas, "selector": {"matchLabels": {"app": "scale"}},
