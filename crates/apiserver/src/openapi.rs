@@ -224,6 +224,15 @@ mod pb {
         out
     }
 
+    /// `type` and `items` may each be one value or a list of them.
+    fn one_or_many(v: &Value) -> Vec<&Value> {
+        match v {
+            Value::Array(a) => a.iter().collect(),
+            Value::Null => vec![],
+            other => vec![other],
+        }
+    }
+
     fn schema(s: &Value) -> Vec<u8> {
         let mut out = Vec::new();
         let Some(m) = s.as_object() else { return out };
@@ -268,28 +277,16 @@ mod pb {
             }
             _ => {}
         }
-        let types: Vec<&Value> = match f("type") {
-            Value::Array(a) => a.iter().collect(),
-            t @ Value::String(_) => vec![t],
-            _ => vec![],
-        };
+        let types = one_or_many(f("type"));
         if !types.is_empty() {
             let mut item = Vec::new();
-            for t in types {
-                string(&mut item, 1, t);
-            }
+            types.iter().for_each(|t| string(&mut item, 1, t));
             bytes(&mut out, 22, &item);
         }
-        let items: Vec<&Value> = match f("items") {
-            Value::Array(a) => a.iter().collect(),
-            i @ Value::Object(_) => vec![i],
-            _ => vec![],
-        };
+        let items = one_or_many(f("items"));
         if !items.is_empty() {
             let mut item = Vec::new();
-            for i in items {
-                bytes(&mut item, 1, &schema(i));
-            }
+            items.iter().for_each(|i| bytes(&mut item, 1, &schema(i)));
             bytes(&mut out, 23, &item);
         }
         for a in f("allOf").as_array().into_iter().flatten() {

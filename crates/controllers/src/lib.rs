@@ -63,6 +63,11 @@ pub async fn run(client: Client, root_ca: String) {
     );
 }
 
+/// Whether a namespace takes new objects (neither deleted nor Terminating).
+pub(crate) fn namespace_active(ns: &k8s_openapi::api::core::v1::Namespace) -> bool {
+    ns.status.as_ref().and_then(|s| s.phase.as_deref()) != Some("Terminating") && ns.metadata.deletion_timestamp.is_none()
+}
+
 /// The current time as Kubernetes writes it.
 pub fn now() -> k8s_openapi::apimachinery::pkg::apis::meta::v1::Time {
     k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(k8s_openapi::jiff::Timestamp::now())

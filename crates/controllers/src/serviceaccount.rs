@@ -38,8 +38,7 @@ pub async fn run(client: Client) {
 }
 
 async fn reconcile(ns: Arc<Namespace>, ctx: Arc<Ctx>) -> Result<Action> {
-    let active = ns.status.as_ref().and_then(|s| s.phase.as_deref()) != Some("Terminating") && ns.metadata.deletion_timestamp.is_none();
-    if !active {
+    if !crate::namespace_active(&ns) {
         return Ok(Action::await_change());
     }
     let accounts: Api<ServiceAccount> = Api::namespaced(ctx.client.clone(), &ns.name_any());

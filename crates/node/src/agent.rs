@@ -91,13 +91,8 @@ impl Agent {
             .with_context(|| format!("binding the node agent's port {}:{}", cfg.address, cfg.port))?;
         let tasks = vec![
             tokio::spawn({
-                let (client, names) = (client.clone(), vec![cfg.node_name.clone()]);
-                async move {
-                    loop {
-                        crate::fake::renew_leases(&client, &names, "rkube-node").await;
-                        tokio::time::sleep(std::time::Duration::from_secs(10)).await;
-                    }
-                }
+                let name = cfg.node_name.clone();
+                crate::fake::lease_loop(client.clone(), "rkube-node", move || vec![name.clone()])
             }),
             tokio::spawn({
                 let (client, cfg) = (client.clone(), cfg.clone());

@@ -20,7 +20,7 @@ use std::sync::Arc;
 use bytes::Bytes;
 use futures::{SinkExt, StreamExt};
 use http::{Request, Response, StatusCode};
-use http_body_util::{BodyExt, Empty, Full};
+use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
 use hyper::upgrade::Upgraded;
 use hyper_util::rt::TokioIo;
@@ -83,28 +83,11 @@ pub async fn serve(mut req: Request<Incoming>, url: &str, session: Session) -> R
 
 /// Upgrades a connection to the runtime's streaming URL to SPDY/3.1.
 async fn spdy_upgrade(url: &str, protocol: &str) -> Result<Upgraded, Response<Body>> {
-    let Some((addr, path)) = url.strip_prefix("http://").and_then(|r| r.find('/').map(|i| (r[..i].to_string(), r[i..].to_string()))) else {
-        return Err(text(StatusCode::INTERNAL_SERVER_ERROR, format!("unexpected streaming URL {url}")));
-    };
-    let req = Request::get(path)
-        .header("host", &addr)
-        .header("connection", "Upgrade")
-        .header("upgrade", "SPDY/3.1")
-        .header("x-stream-protocol-version", protocol)
-        .body(Empty::<Bytes>::new())
-        .unwrap();
-    let attempt = async {
-        let sock = tokio::net::TcpStream::connect(&addr).await?;
-        let (mut send, conn) = hyper::client::conn::http1::handshake(TokioIo::new(sock)).await?;
-        tokio::spawn(conn.with_upgrades());
-        Ok::<_, Box<dyn std::error::Error + Send + Sync>>(send.send_request(req).await?)
-    };
-    let mut resp = attempt.await.map_err(|e| text(StatusCode::BAD_GATEWAY, format!("reaching the runtime's streaming server: {e}")))?;
-    if resp.status() != StatusCode::SWITCHING_PROTOCOLS {
-        let status = resp.status();
-        let body = resp.into_body().collect().await.map(|b| b.to_bytes()).unwrap_or_default();
-        return Err(Response::builder().status(status).body(Full::new(body).boxed()).unwrap());
-    }
+    let headers = [("connection", "Upgrade"), ("upgrade", "SPDY/3.1"), ("x-stream-protocol-version", protocol)]
+        .iter()
+        .filter_map(|(k, v)| Some((http::HeaderName::from_static(k), http::HeaderValue::from_str(v).ok()?)))
+        .collect();
+    let mut resp = crate::serve::dial_runtime(url, http::Method::GET, headers).await?;
     hyper::upgrade::on(&mut resp).await.map_err(|e| text(StatusCode::BAD_GATEWAY, format!("upgrading to the runtime: {e}")))
 }
 

@@ -133,7 +133,8 @@ impl FakeNodes {
             }
         }
         let known: Known = Default::default();
-        tokio::spawn(lease_loop(self.client.clone(), known.clone(), "rkube-fake-node"));
+        let names = known.clone();
+        tokio::spawn(lease_loop(self.client.clone(), "rkube-fake-node", move || names.read().unwrap().keys().cloned().collect()));
         let mut pods_started = false;
         let cfg = watcher::Config::default().labels(&format!("{FAKE_LABEL}=true"));
         let mut events = watcher(nodes.clone(), cfg).default_backoff().boxed();
@@ -181,11 +182,10 @@ fn internal_ip(n: &Node) -> Option<String> {
     n.status.as_ref()?.addresses.as_ref()?.iter().find(|a| a.type_ == "InternalIP").map(|a| a.address.clone())
 }
 
-/// Renews the Lease of every fake node every 10 s, as the kubelet does.
-async fn lease_loop(client: Client, known: Known, manager: &'static str) {
+/// Renews the Lease of every node `names` gives, every 10 s, as the kubelet does.
+pub(crate) async fn lease_loop(client: Client, manager: &'static str, names: impl Fn() -> Vec<String>) {
     loop {
-        let names: Vec<String> = known.read().unwrap().keys().cloned().collect();
-        renew_leases(&client, &names, manager).await;
+        renew_leases(&client, &names(), manager).await;
         tokio::time::sleep(Duration::from_secs(10)).await;
     }
 }

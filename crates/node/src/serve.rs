@@ -139,31 +139,11 @@ fn is_upgrade_header(name: &http::HeaderName) -> bool {
 /// Forwards the caller's upgrade (SPDY or WebSocket) to the runtime's
 /// streaming URL and splices the two once both switched protocols.
 async fn upgrade(mut req: Request<Incoming>, url: &str) -> Response<Body> {
-    let Some((addr, path)) = url.strip_prefix("http://").and_then(|r| r.find('/').map(|i| (r[..i].to_string(), r[i..].to_string()))) else {
-        return text(StatusCode::INTERNAL_SERVER_ERROR, format!("unexpected streaming URL {url}"));
-    };
-    let mut out = Request::builder().method(req.method().clone()).uri(path).header("host", &addr);
-    for (k, v) in req.headers() {
-        if is_upgrade_header(k) {
-            out = out.header(k, v);
-        }
-    }
-    let Ok(out) = out.body(http_body_util::Empty::<Bytes>::new()) else { return text(StatusCode::BAD_REQUEST, "bad request") };
-    let attempt = async {
-        let sock = tokio::net::TcpStream::connect(&addr).await?;
-        let (mut send, conn) = hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(sock)).await?;
-        tokio::spawn(conn.with_upgrades());
-        Ok::<_, Box<dyn std::error::Error + Send + Sync>>(send.send_request(out).await?)
-    };
-    let mut resp = match attempt.await {
+    let headers = req.headers().iter().filter(|(k, _)| is_upgrade_header(k)).map(|(k, v)| (k.clone(), v.clone())).collect();
+    let mut resp = match dial_runtime(url, req.method().clone(), headers).await {
         Ok(r) => r,
-        Err(e) => return text(StatusCode::BAD_GATEWAY, format!("reaching the runtime's streaming server: {e}")),
+        Err(answer) => return answer,
     };
-    if resp.status() != StatusCode::SWITCHING_PROTOCOLS {
-        let status = resp.status();
-        let body = resp.into_body().collect().await.map(|b| b.to_bytes()).unwrap_or_default();
-        return Response::builder().status(status).body(Full::new(body).boxed()).unwrap();
-    }
     let mut answer = Response::builder().status(StatusCode::SWITCHING_PROTOCOLS);
     for (k, v) in resp.headers() {
         if is_upgrade_header(k) {
@@ -177,6 +157,33 @@ async fn upgrade(mut req: Request<Incoming>, url: &str) -> Response<Body> {
         let _ = tokio::io::copy_bidirectional(&mut hyper_util::rt::TokioIo::new(c), &mut hyper_util::rt::TokioIo::new(r)).await;
     });
     answer.body(Full::new(Bytes::new()).boxed()).unwrap()
+}
+
+/// Sends an upgrade request to the runtime's streaming `url` and returns its
+/// 101 answer (upgrade it with `hyper::upgrade::on`); anything else comes
+/// back as the answer to give the caller.
+pub(crate) async fn dial_runtime(url: &str, method: http::Method, headers: Vec<(http::HeaderName, http::HeaderValue)>) -> Result<Response<Incoming>, Response<Body>> {
+    let Some((addr, path)) = url.strip_prefix("http://").and_then(|r| r.find('/').map(|i| (r[..i].to_string(), r[i..].to_string()))) else {
+        return Err(text(StatusCode::INTERNAL_SERVER_ERROR, format!("unexpected streaming URL {url}")));
+    };
+    let mut out = Request::builder().method(method).uri(path).header("host", &addr);
+    for (k, v) in headers {
+        out = out.header(k, v);
+    }
+    let Ok(out) = out.body(http_body_util::Empty::<Bytes>::new()) else { return Err(text(StatusCode::BAD_REQUEST, "bad request")) };
+    let attempt = async {
+        let sock = tokio::net::TcpStream::connect(&addr).await?;
+        let (mut send, conn) = hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(sock)).await?;
+        tokio::spawn(conn.with_upgrades());
+        Ok::<_, Box<dyn std::error::Error + Send + Sync>>(send.send_request(out).await?)
+    };
+    let resp = attempt.await.map_err(|e| text(StatusCode::BAD_GATEWAY, format!("reaching the runtime's streaming server: {e}")))?;
+    if resp.status() != StatusCode::SWITCHING_PROTOCOLS {
+        let status = resp.status();
+        let body = resp.into_body().collect().await.map(|b| b.to_bytes()).unwrap_or_default();
+        return Err(Response::builder().status(status).body(Full::new(body).boxed()).unwrap());
+    }
+    Ok(resp)
 }
 
 fn percent_decode(s: &str) -> String {
