@@ -456,15 +456,11 @@ impl Ctx {
         Ok(match self.format {
             Format::Json | Format::Yaml => encode(code, self.format, obj),
             Format::Table { v1beta1 } => {
-                let v: Value = serde_json::from_slice(&obj).unwrap_or(Value::Null);
                 let include = IncludeObject::parse(self.query.get("includeObject").map(String::as_str))?;
-                let rv = meta_str(&v, "resourceVersion").to_string();
-                output::value_response(code, &output::table(&self.def, &[v], json!({"resourceVersion": rv}), include, true, v1beta1))
+                let rv = serde_json::from_slice::<Value>(&obj).map(|v| meta_str(&v, "resourceVersion").to_string()).unwrap_or_default();
+                output::json_response(code, output::table(&self.def, &[&obj], &json!({"resourceVersion": rv}), include, true, v1beta1))
             }
-            Format::Meta { v1beta1 } => {
-                let v: Value = serde_json::from_slice(&obj).unwrap_or(Value::Null);
-                output::value_response(code, &output::partial(&v, v1beta1))
-            }
+            Format::Meta { v1beta1 } => output::json_response(code, output::partial(&obj, v1beta1)),
         })
     }
 
@@ -689,13 +685,10 @@ impl Ctx {
             }
             Format::Table { v1beta1 } => {
                 let include = IncludeObject::parse(self.query.get("includeObject").map(String::as_str))?;
-                let objs: Vec<Value> = items.iter().map(|b| serde_json::from_slice(b).unwrap_or(Value::Null)).collect();
-                Ok(output::value_response(StatusCode::OK, &output::table(&self.def, &objs, list_meta, include, true, v1beta1)))
+                let objs: Vec<&[u8]> = items.iter().map(|b| &b[..]).collect();
+                Ok(output::json_response(StatusCode::OK, output::table(&self.def, &objs, &list_meta, include, true, v1beta1)))
             }
-            Format::Meta { v1beta1 } => {
-                let objs: Vec<Value> = items.iter().map(|b| serde_json::from_slice(b).unwrap_or(Value::Null)).collect();
-                Ok(output::value_response(StatusCode::OK, &output::partial_list(objs, list_meta, v1beta1)))
-            }
+            Format::Meta { v1beta1 } => Ok(output::json_response(StatusCode::OK, output::partial_list(&items, &list_meta, v1beta1))),
         }
     }
 
@@ -2225,23 +2218,14 @@ impl Watcher {
 
     async fn send(&mut self, typ: &str, obj: &Cached) -> bool {
         let line = match self.format {
-            Format::Json | Format::Yaml => {
-                let bytes = served_bytes(&self.def, self.shared_storage, obj);
-                let mut out = Vec::with_capacity(bytes.len() + 32);
-                out.extend_from_slice(b"{\"type\":\"");
-                out.extend_from_slice(typ.as_bytes());
-                out.extend_from_slice(b"\",\"object\":");
-                out.extend_from_slice(&bytes);
-                out.extend_from_slice(b"}\n");
-                Bytes::from(out)
-            }
+            Format::Json | Format::Yaml => event_line(typ, &served_bytes(&self.def, self.shared_storage, obj)),
             Format::Table { v1beta1 } => {
-                let v = obj.value();
-                let t = output::table(&self.def, &[v], json!({"resourceVersion": obj.rev.to_string()}), self.include, !self.headers_sent, v1beta1);
+                let bytes = served_bytes(&self.def, self.shared_storage, obj);
+                let t = output::table(&self.def, &[&bytes], &json!({"resourceVersion": obj.rev.to_string()}), self.include, !self.headers_sent, v1beta1);
                 self.headers_sent = true;
-                Bytes::from(format!("{}\n", json!({"type": typ, "object": t})))
+                event_line(typ, &t)
             }
-            Format::Meta { v1beta1 } => Bytes::from(format!("{}\n", json!({"type": typ, "object": output::partial(&obj.value(), v1beta1)}))),
+            Format::Meta { v1beta1 } => event_line(typ, &output::partial(&served_bytes(&self.def, self.shared_storage, obj), v1beta1)),
         };
         self.tx.send(line).await.is_ok()
     }
@@ -2261,6 +2245,17 @@ impl Watcher {
         self.last = self.last.max(rev);
         self.tx.send(Bytes::from(format!("{ev}\n"))).await.is_ok()
     }
+}
+
+/// One line of a watch stream: `{"type":…,"object":…}` around an object's JSON.
+fn event_line(typ: &str, object: &[u8]) -> Bytes {
+    let mut out = Vec::with_capacity(object.len() + 32);
+    out.extend_from_slice(b"{\"type\":\"");
+    out.extend_from_slice(typ.as_bytes());
+    out.extend_from_slice(b"\",\"object\":");
+    out.extend_from_slice(object);
+    out.extend_from_slice(b"}\n");
+    Bytes::from(out)
 }
 
 /// Creates a namespace if it does not exist (system namespaces at start-up).

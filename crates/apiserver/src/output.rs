@@ -107,21 +107,93 @@ fn meta_api_version(v1beta1: bool) -> &'static str {
 }
 
 /// `PartialObjectMetadata` of one object.
-pub fn partial(obj: &Value, v1beta1: bool) -> Value {
-    json!({
-        "kind": "PartialObjectMetadata",
-        "apiVersion": meta_api_version(v1beta1),
-        "metadata": obj.get("metadata").cloned().unwrap_or_else(|| json!({})),
-    })
+/// The `PartialObjectMetadata` of an object's JSON, its metadata spliced from
+/// the original bytes.
+pub fn partial(obj: &[u8], v1beta1: bool) -> Vec<u8> {
+    let mut out = Vec::with_capacity(obj.len() / 2 + 64);
+    write_partial(&mut out, raw_metadata(obj), v1beta1);
+    out
 }
 
-pub fn partial_list(items: Vec<Value>, list_meta: Value, v1beta1: bool) -> Value {
-    json!({
-        "kind": "PartialObjectMetadataList",
-        "apiVersion": meta_api_version(v1beta1),
-        "metadata": list_meta,
-        "items": items.iter().map(|o| partial(o, v1beta1)).collect::<Vec<_>>(),
-    })
+fn write_partial(out: &mut Vec<u8>, metadata: &[u8], v1beta1: bool) {
+    out.extend_from_slice(b"{\"kind\":\"PartialObjectMetadata\",\"apiVersion\":\"");
+    out.extend_from_slice(meta_api_version(v1beta1).as_bytes());
+    out.extend_from_slice(b"\",\"metadata\":");
+    out.extend_from_slice(metadata);
+    out.push(b'}');
+}
+
+/// An object's `metadata` as it is in its JSON (`{}` when it has none).
+fn raw_metadata(obj: &[u8]) -> &[u8] {
+    #[derive(serde::Deserialize)]
+    struct Meta<'a> {
+        #[serde(borrow)]
+        metadata: Option<&'a serde_json::value::RawValue>,
+    }
+    match serde_json::from_slice::<Meta>(obj) {
+        Ok(Meta { metadata: Some(m) }) => m.get().as_bytes(),
+        _ => b"{}",
+    }
+}
+
+pub fn partial_list(items: &[Bytes], list_meta: &Value, v1beta1: bool) -> Vec<u8> {
+    let head = json!({"kind": "PartialObjectMetadataList", "apiVersion": meta_api_version(v1beta1), "metadata": list_meta});
+    let mut out = open_object(&head, "items", items.iter().map(|i| i.len() / 2).sum());
+    for (i, item) in items.iter().enumerate() {
+        if i > 0 {
+            out.push(b',');
+        }
+        write_partial(&mut out, raw_metadata(item), v1beta1);
+    }
+    out.extend_from_slice(b"]}");
+    out
+}
+
+/// `head` serialised without its closing brace, followed by `,"field":[`.
+fn open_object(head: &Value, field: &str, capacity: usize) -> Vec<u8> {
+    let mut out = Vec::with_capacity(capacity + 256);
+    serde_json::to_writer(&mut out, head).unwrap_or_default();
+    out.pop();
+    out.extend_from_slice(b",\"");
+    out.extend_from_slice(field.as_bytes());
+    out.extend_from_slice(b"\":[");
+    out
+}
+
+/// An object's JSON as a tree for a built-in printer, which never reads
+/// `metadata.managedFields`: leaving it out saves most of the decoding.
+fn for_printer(obj: &[u8]) -> Value {
+    use serde::de::{DeserializeSeed, Deserializer, IgnoredAny, MapAccess, Visitor};
+    struct Object(bool);
+    impl<'de> Visitor<'de> for Object {
+        type Value = Value;
+        fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+            f.write_str("an object")
+        }
+        fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Value, A::Error> {
+            let mut out = Map::new();
+            while let Some(k) = map.next_key::<String>()? {
+                if self.0 && k == "metadata" {
+                    let v = map.next_value_seed(Object(false))?;
+                    out.insert(k, v);
+                } else if !self.0 && k == "managedFields" {
+                    map.next_value::<IgnoredAny>()?;
+                } else {
+                    let v = map.next_value::<Value>()?;
+                    out.insert(k, v);
+                }
+            }
+            Ok(Value::Object(out))
+        }
+    }
+    impl<'de> DeserializeSeed<'de> for Object {
+        type Value = Value;
+        fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Value, D::Error> {
+            d.deserialize_map(self)
+        }
+    }
+    let mut de = serde_json::Deserializer::from_slice(obj);
+    Object(true).deserialize(&mut de).unwrap_or(Value::Null)
 }
 
 /// What each Table row carries besides its cells (`includeObject`).
@@ -145,9 +217,11 @@ impl IncludeObject {
     }
 }
 
-/// A Table of `objects`. `headers` false leaves out the column definitions
-/// (watch events after the first, as upstream).
-pub fn table(def: &ResourceDef, objects: &[Value], list_meta: Value, include: IncludeObject, headers: bool, v1beta1: bool) -> Value {
+/// A Table of objects given as their JSON, written straight to bytes: each
+/// object is decoded once for its cells, and a row's object is spliced from
+/// the original JSON. `headers` false leaves out the column definitions
+/// (watch events after the first).
+pub fn table(def: &ResourceDef, objects: &[&[u8]], list_meta: &Value, include: IncludeObject, headers: bool, v1beta1: bool) -> Vec<u8> {
     let printer: Printer = schema::printers::printer(&def.group, &def.kind);
     let now = time::OffsetDateTime::now_utc();
     let columns: Vec<Value> = match (&def.custom, headers) {
@@ -159,34 +233,39 @@ pub fn table(def: &ResourceDef, objects: &[Value], list_meta: Value, include: In
             .map(|c| json!({"name": c.name, "type": c.type_, "format": c.format, "description": c.description, "priority": c.priority}))
             .collect(),
     };
-    let rows: Vec<Value> = objects
-        .iter()
-        .map(|o| {
-            let mut row = Map::new();
-            let cells = match &def.custom {
-                Some(c) => schema::printers::custom_cells(c, o, now),
-                None => (printer.cells)(o, now),
-            };
-            row.insert("cells".into(), Value::Array(cells));
-            match include {
-                IncludeObject::None => {}
-                IncludeObject::Metadata => {
-                    row.insert("object".into(), partial(o, v1beta1));
-                }
-                IncludeObject::Object => {
-                    row.insert("object".into(), o.clone());
-                }
+    let head = json!({"kind": "Table", "apiVersion": meta_api_version(v1beta1), "metadata": list_meta, "columnDefinitions": columns});
+    let per_row = match include {
+        IncludeObject::None => 128,
+        IncludeObject::Metadata => 1024,
+        IncludeObject::Object => 4096,
+    };
+    let mut out = open_object(&head, "rows", objects.len() * per_row);
+    for (i, o) in objects.iter().enumerate() {
+        if i > 0 {
+            out.push(b',');
+        }
+        let cells = match &def.custom {
+            // A custom column's JSONPath may name any field.
+            Some(c) => schema::printers::custom_cells(c, &serde_json::from_slice(o).unwrap_or(Value::Null), now),
+            None => (printer.cells)(&for_printer(o), now),
+        };
+        out.extend_from_slice(b"{\"cells\":");
+        serde_json::to_writer(&mut out, &cells).unwrap_or_default();
+        match include {
+            IncludeObject::None => {}
+            IncludeObject::Metadata => {
+                out.extend_from_slice(b",\"object\":");
+                write_partial(&mut out, raw_metadata(o), v1beta1);
             }
-            Value::Object(row)
-        })
-        .collect();
-    json!({
-        "kind": "Table",
-        "apiVersion": meta_api_version(v1beta1),
-        "metadata": list_meta,
-        "columnDefinitions": columns,
-        "rows": rows,
-    })
+            IncludeObject::Object => {
+                out.extend_from_slice(b",\"object\":");
+                out.extend_from_slice(o);
+            }
+        }
+        out.push(b'}');
+    }
+    out.extend_from_slice(b"]}");
+    out
 }
 
 #[cfg(test)]

@@ -61,6 +61,17 @@ struct Args {
     /// Simulated nodes in the `--scale` binding phase.
     #[arg(long, default_value_t = 5000)]
     bind_nodes: usize,
+    /// Instead of the API figures: `rkctl` and `kubectl` side by side as
+    /// whole processes (start-up of a `get`, `get pods` with `--cli-pods`
+    /// pods); writes bench-cli.json.
+    #[arg(long)]
+    cli: bool,
+    /// Pods listed in the `--cli` run.
+    #[arg(long, default_value_t = 10_000)]
+    cli_pods: usize,
+    /// The kubectl to compare with in the `--cli` run.
+    #[arg(long, default_value = "/usr/bin/kubectl")]
+    kubectl: PathBuf,
     /// Pods started one after another in the `--pods` run.
     #[arg(long, default_value_t = 200)]
     sequential: usize,
@@ -69,6 +80,7 @@ struct Args {
     images: PathBuf,
 }
 
+mod cli;
 mod pods;
 
 type Body = Full<Bytes>;
@@ -453,6 +465,10 @@ async fn main() -> Result<()> {
     if args.pods {
         let out = if args.out == Path::new("bench.json") { PathBuf::from("bench-pods.json") } else { args.out.clone() };
         return pods::run(&bin, &args.images, &out, args.sequential).await;
+    }
+    if args.cli {
+        let out = if args.out == Path::new("bench.json") { PathBuf::from("bench-cli.json") } else { args.out.clone() };
+        return cli::run(&bin, &bin.with_file_name("rkctl"), &args.kubectl, args.cli_pods, &out).await;
     }
     if args.scale {
         let out = if args.out == Path::new("bench.json") { PathBuf::from("bench-scale.json") } else { args.out.clone() };
