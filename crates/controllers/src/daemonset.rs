@@ -22,6 +22,7 @@ use kube::runtime::watcher;
 use kube::{Client, ResourceExt};
 use serde_json::json;
 
+use crate::informer::Subscription;
 use crate::Result;
 use crate::replicaset::{controller_ref, is_pod_ready, selector_string};
 
@@ -31,11 +32,10 @@ struct Ctx {
     client: Client,
 }
 
-pub async fn run(client: Client) {
+pub async fn run(client: Client, pods: Subscription) {
     let daemonsets: Api<DaemonSet> = Api::all(client.clone());
-    let pods: Api<Pod> = Api::all(client.clone());
     let nodes: Api<Node> = Api::all(client.clone());
-    let ctl = Controller::new(daemonsets, watcher::Config::default()).owns(pods, watcher::Config::default());
+    let ctl = Controller::new(daemonsets, watcher::Config::default()).owns_shared_stream(pods.into_pods());
     let store = ctl.store();
     ctl
         // A node coming, going or changing can change every DaemonSet.

@@ -16,11 +16,12 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, LabelSelector, T
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use kube::api::{Api, Patch, PatchParams};
 use kube::runtime::controller::{Action, Controller};
-use kube::runtime::reflector::{self, ObjectRef, Store};
-use kube::runtime::{WatchStreamExt, watcher};
+use kube::runtime::reflector::{ObjectRef, Store};
+use kube::runtime::watcher;
 use kube::{Client, ResourceExt};
 use serde_json::json;
 
+use crate::informer::Subscription;
 use crate::{Error, Result};
 
 /// How long an evicted pod is not counted healthy while it goes away
@@ -32,28 +33,22 @@ struct Ctx {
     pods: Store<Pod>,
 }
 
-pub async fn run(client: Client) {
+pub async fn run(client: Client, pods: Subscription) {
     let budgets: Api<PodDisruptionBudget> = Api::all(client.clone());
-    let pods: Api<Pod> = Api::all(client.clone());
-    let (store, writer) = reflector::store();
+    let store = pods.store.clone();
     let controller = Controller::new(budgets, watcher::Config::default());
     let known = controller.store();
-    // One pod watch feeds the store reconciles read and, after it, their
-    // triggers: a reconcile never sees a store older than its trigger.
-    let changes =
-        watcher(pods, watcher::Config::default()).default_backoff().modify(|p| p.managed_fields_mut().clear()).reflect(writer).touched_objects();
-    let budgets_of = move |pod: Pod| {
-        let labels = pod.labels().clone();
+    let budgets_of = move |pod: Arc<Pod>| {
         let ns = pod.namespace();
         known
             .state()
             .iter()
-            .filter(|b| b.namespace() == ns && b.spec.as_ref().and_then(|s| s.selector.as_ref()).is_some_and(|s| selects(s, &labels)))
+            .filter(|b| b.namespace() == ns && b.spec.as_ref().and_then(|s| s.selector.as_ref()).is_some_and(|s| selects(s, pod.labels())))
             .map(|b| ObjectRef::from_obj(&**b))
             .collect::<Vec<_>>()
     };
     controller
-        .watches_stream(changes, budgets_of)
+        .watches_shared_stream(pods.into_pods(), budgets_of)
         .run(
             reconcile,
             |_, e, _| {
@@ -140,6 +135,7 @@ async fn reconcile(pdb: Arc<PodDisruptionBudget>, ctx: Arc<Ctx>) -> Result<Actio
     }
     let ns = pdb.namespace().unwrap_or_default();
     let spec = pdb.spec.clone().unwrap_or_default();
+    let _ = ctx.pods.wait_until_ready().await;
     let pods: Vec<Arc<Pod>> = match &spec.selector {
         // No selector selects nothing; an empty one, every pod.
         None => Vec::new(),

@@ -17,6 +17,7 @@ use kube::runtime::reflector::{self, ObjectRef};
 use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Client, ResourceExt};
 
+use crate::informer::Subscription;
 use crate::Result;
 use crate::replicaset::{controller_ref, is_pod_ready};
 
@@ -27,15 +28,14 @@ struct Ctx {
     client: Client,
 }
 
-pub async fn run(client: Client) {
+pub async fn run(client: Client, pods: Subscription) {
     let services: Api<Service> = Api::all(client.clone());
-    let pods: Api<Pod> = Api::all(client.clone());
     let (store, writer) = reflector::store();
     tokio::spawn(watcher(services.clone(), watcher::Config::default()).default_backoff().reflect(writer).for_each(|_| async {}));
     let lookup = store.clone();
     Controller::new(services, watcher::Config::default())
         // A pod change wakes every Service of its namespace that selects it.
-        .watches(pods, watcher::Config::default(), move |pod: Pod| {
+        .watches_shared_stream(pods.into_pods(), move |pod: Arc<Pod>| {
             let ns = pod.namespace().unwrap_or_default();
             let labels = pod.labels().clone();
             lookup

@@ -17,6 +17,7 @@ use kube::runtime::watcher;
 use kube::{Client, ResourceExt};
 use serde_json::json;
 
+use crate::informer::Subscription;
 use crate::replicaset::{controller_ref, is_pod_ready};
 use crate::{Result, now};
 
@@ -26,11 +27,10 @@ struct Ctx {
     client: Client,
 }
 
-pub async fn run(client: Client) {
+pub async fn run(client: Client, pods: Subscription) {
     let jobs: Api<Job> = Api::all(client.clone());
-    let pods: Api<Pod> = Api::all(client.clone());
     Controller::new(jobs, watcher::Config::default())
-        .owns(pods, watcher::Config::default())
+        .owns_shared_stream(pods.into_pods())
         .run(
             reconcile,
             |_, e, _| {

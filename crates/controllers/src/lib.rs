@@ -18,6 +18,7 @@ pub mod disruption;
 mod events;
 pub mod endpoints;
 pub mod gc;
+pub mod informer;
 pub mod job;
 pub mod namespace;
 pub mod nodelifecycle;
@@ -44,22 +45,25 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 /// Runs every controller until the process ends. `root_ca` is the PEM of
 /// the CA that clients inside the cluster should trust.
 pub async fn run(client: Client, root_ca: String) {
+    // Every pod is watched once, for all the loops that follow pods.
+    let mut pods = informer::Pods::default();
     tokio::join!(
         rootca::run(client.clone(), root_ca),
         namespace::run(client.clone()),
         gc::run(client.clone()),
-        replicaset::run(client.clone()),
+        replicaset::run(client.clone(), pods.subscribe()),
         serviceaccount::run(client.clone()),
-        endpoints::run(client.clone()),
-        job::run(client.clone()),
+        endpoints::run(client.clone(), pods.subscribe()),
+        job::run(client.clone(), pods.subscribe()),
         cronjob::run(client.clone()),
-        daemonset::run(client.clone()),
-        statefulset::run(client.clone()),
+        daemonset::run(client.clone(), pods.subscribe()),
+        statefulset::run(client.clone(), pods.subscribe()),
         nodelifecycle::run(client.clone()),
-        podgc::run(client.clone()),
-        disruption::run(client.clone()),
-        resourcequota::run(client.clone()),
-        deployment::run(client),
+        podgc::run(client.clone(), pods.subscribe()),
+        disruption::run(client.clone(), pods.subscribe()),
+        resourcequota::run(client.clone(), pods.subscribe()),
+        deployment::run(client.clone()),
+        pods.run(client),
     );
 }
 

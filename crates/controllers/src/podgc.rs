@@ -14,6 +14,7 @@ use kube::runtime::reflector::{self, ObjectRef, Store};
 use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Client, ResourceExt};
 
+use crate::informer::Subscription;
 use crate::Result;
 
 struct Ctx {
@@ -21,11 +22,12 @@ struct Ctx {
     nodes: Store<Node>,
 }
 
-pub async fn run(client: Client) {
+pub async fn run(client: Client, pods: Subscription) {
     let (nodes, writer) = reflector::store();
     let cache = reflector::reflector(writer, watcher(Api::<Node>::all(client.clone()), watcher::Config::default())).default_backoff();
     tokio::spawn(cache.for_each(|_| async {}));
-    let controller = Controller::new(Api::<Pod>::all(client.clone()), watcher::Config::default());
+    let store = pods.store.clone();
+    let controller = Controller::for_shared_stream(pods.into_pods(), store);
     let pod_store = controller.store();
     let ctx = Arc::new(Ctx { client: client.clone(), nodes });
     controller

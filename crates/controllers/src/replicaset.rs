@@ -12,14 +12,15 @@ use futures::StreamExt;
 use k8s_openapi::api::apps::v1::{ReplicaSet, ReplicaSetStatus};
 use k8s_openapi::api::core::v1::Pod;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta, OwnerReference};
-use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams, PostParams};
+use kube::api::{Api, DeleteParams, Patch, PatchParams, PostParams};
 use kube::runtime::controller::{Action, Controller};
-use kube::runtime::reflector::{self, Store};
-use kube::runtime::{WatchStreamExt, watcher};
+use kube::runtime::reflector::Store;
+use kube::runtime::watcher;
 
 use kube::{Client, Resource, ResourceExt};
 use serde_json::json;
 
+use crate::informer::{Change, Subscription};
 use crate::{Error, Result};
 
 /// Upstream's `ExpectationsTimeout`.
@@ -44,12 +45,8 @@ type Expected = std::sync::Mutex<HashMap<String, (std::time::Instant, HashSet<St
 
 /// Marks pods as seen by the watch, as upstream's informer handlers do: a
 /// pod created and deleted between two looks at the store still counts.
-fn observe(expected: &Expected, ev: &watcher::Event<Pod>) {
-    let (pod, gone) = match ev {
-        watcher::Event::Apply(p) | watcher::Event::InitApply(p) => (p, p.metadata.deletion_timestamp.is_some()),
-        watcher::Event::Delete(p) => (p, true),
-        _ => return,
-    };
+fn observe(expected: &Expected, c: &Change) {
+    let (pod, gone) = (&c.pod, c.deleted || c.pod.metadata.deletion_timestamp.is_some());
     let Some(owner) = pod.owner_references().iter().find(|o| o.controller == Some(true)).map(|o| o.uid.clone()) else { return };
     if let Some((_, names)) = expected.lock().unwrap().get_mut(&owner) {
         let name = pod.name_any();
@@ -60,27 +57,20 @@ fn observe(expected: &Expected, ev: &watcher::Event<Pod>) {
     }
 }
 
-pub async fn run(client: Client) {
+pub async fn run(client: Client, pods: Subscription) {
     let rs: Api<ReplicaSet> = Api::all(client.clone());
-    let pods: Api<Pod> = Api::all(client.clone());
-    let (store, writer) = reflector::store();
     let expected: Arc<Expected> = Default::default();
     let seen = expected.clone();
-    // One pod watch: it fills the store, meets expectations, then triggers
-    // reconciles, so a reconcile never reads a store older than its trigger.
-    let changes = watcher(pods, watcher::Config::default())
-        .default_backoff()
-        // Field ownership is never read here; keeping it would double every stored pod.
-        .modify(|p| p.managed_fields_mut().clear())
-        .reflect(writer)
-        .inspect(move |ev| {
-            if let Ok(ev) = ev {
-                observe(&seen, ev);
-            }
-        })
-        .touched_objects();
+    let store = pods.store.clone();
+    // The shared pod watch fills the store before it hands on a change, so
+    // a reconcile never reads a store older than its trigger; expectations
+    // are met on the way.
+    let changes = pods.into_changes().map(move |c| {
+        observe(&seen, &c);
+        c.pod
+    });
     Controller::new(rs, watcher::Config::default())
-        .owns_stream(changes)
+        .owns_shared_stream(changes)
         .run(
             reconcile,
             |_, e, _| {
@@ -166,17 +156,11 @@ async fn reconcile(rs: Arc<ReplicaSet>, ctx: Arc<Ctx>) -> Result<Action> {
         return Ok(Action::await_change());
     }
     let pods: Api<Pod> = Api::namespaced(ctx.client.clone(), &ns);
+    // An empty store at start-up is not "no pods": wait for the first list.
+    let _ = ctx.pods.wait_until_ready().await;
     // Candidates: this namespace's pods the selector matches.
-    let matching: Vec<Pod> = if ctx.pods.is_empty() {
-        pods.list(&ListParams::default().labels(&selector)).await?.items
-    } else {
-        ctx.pods
-            .state()
-            .iter()
-            .filter(|p| p.namespace().as_deref() == Some(ns.as_str()) && selects(&spec.selector, p))
-            .map(|p| (**p).clone())
-            .collect()
-    };
+    let matching: Vec<Arc<Pod>> =
+        ctx.pods.state().into_iter().filter(|p| p.namespace().as_deref() == Some(ns.as_str()) && selects(&spec.selector, p)).collect();
     // Outstanding creations (not yet seen) and deletions (still seen, not terminating).
     {
         let mut expected = ctx.expected.lock().unwrap();
@@ -203,11 +187,11 @@ async fn reconcile(rs: Arc<ReplicaSet>, ctx: Arc<Ctx>) -> Result<Action> {
             let refs = vec![controller_ref(rs.as_ref())];
             let patch = json!({"metadata": {"ownerReferences": refs, "uid": p.uid()}});
             if let Ok(p) = pods.patch(&p.name_any(), &PatchParams::default(), &Patch::Merge(&patch)).await {
-                owned.push(p);
+                owned.push(Arc::new(p));
             }
         }
     }
-    let active: Vec<&Pod> = owned.iter().filter(|p| is_active(p)).collect();
+    let active: Vec<&Pod> = owned.iter().map(|p| &**p).filter(|p| is_active(p)).collect();
     let want = spec.replicas.unwrap_or(1).max(0) as usize;
     if active.len() < want {
         let template = spec.template.clone().unwrap_or_default();
@@ -238,7 +222,7 @@ async fn reconcile(rs: Arc<ReplicaSet>, ctx: Arc<Ctx>) -> Result<Action> {
             left -= n;
             batch *= 2;
         }
-        if !ctx.pods.is_empty() {
+        {
             let mut expected = ctx.expected.lock().unwrap();
             let e = expected.entry(uid.clone()).or_insert_with(|| (std::time::Instant::now(), HashSet::new()));
             e.0 = std::time::Instant::now();
@@ -264,19 +248,17 @@ async fn reconcile(rs: Arc<ReplicaSet>, ctx: Arc<Ctx>) -> Result<Action> {
         for p in victims.iter().take(active.len() - want) {
             match pods.delete(&p.name_any(), &DeleteParams::default()).await {
                 Ok(_) => {
-                    if !ctx.pods.is_empty() {
-                        let mut expected = ctx.expected.lock().unwrap();
-                        let e = expected.entry(uid.clone()).or_insert_with(|| (std::time::Instant::now(), HashSet::new()));
-                        e.0 = std::time::Instant::now();
-                        e.1.insert(format!("-{}", p.name_any()));
-                    }
+                    let mut expected = ctx.expected.lock().unwrap();
+                    let e = expected.entry(uid.clone()).or_insert_with(|| (std::time::Instant::now(), HashSet::new()));
+                    e.0 = std::time::Instant::now();
+                    e.1.insert(format!("-{}", p.name_any()));
                 }
                 Err(kube::Error::Api(_)) => {}
                 Err(e) => return Err(Error::Kube(e)),
             }
         }
     }
-    let active: Vec<&Pod> = owned.iter().filter(|p| is_active(p)).collect();
+    let active: Vec<&Pod> = owned.iter().map(|p| &**p).filter(|p| is_active(p)).collect();
     let ready = active.iter().filter(|p| is_pod_ready(p)).count() as i32;
     let status = ReplicaSetStatus {
         replicas: active.len() as i32,

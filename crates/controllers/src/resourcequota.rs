@@ -20,6 +20,7 @@ use kube::runtime::watcher;
 use kube::{Client, Resource, ResourceExt};
 use serde_json::{Value, json};
 
+use crate::informer::Subscription;
 use crate::{Error, Result};
 
 struct Ctx {
@@ -28,19 +29,23 @@ struct Ctx {
 
 /// Every quota of the object's namespace.
 fn quotas_of<K: Resource>(store: Store<ResourceQuota>) -> impl Fn(K) -> Vec<ObjectRef<ResourceQuota>> + Send + Sync + 'static {
-    move |obj: K| {
-        let ns = obj.meta().namespace.clone();
-        store.state().iter().filter(|q| q.namespace() == ns).map(|q| ObjectRef::from_obj(&**q)).collect()
-    }
+    move |obj: K| quotas_in(&store, &obj.meta().namespace)
 }
 
-pub async fn run(client: Client) {
+fn quotas_in(store: &Store<ResourceQuota>, ns: &Option<String>) -> Vec<ObjectRef<ResourceQuota>> {
+    store.state().iter().filter(|q| q.namespace() == *ns).map(|q| ObjectRef::from_obj(&**q)).collect()
+}
+
+pub async fn run(client: Client, pods: Subscription) {
     let quotas: Api<ResourceQuota> = Api::all(client.clone());
     let controller = Controller::new(quotas, watcher::Config::default());
     let store = controller.store();
     let cfg = watcher::Config::default;
     controller
-        .watches(Api::<Pod>::all(client.clone()), cfg(), quotas_of(store.clone()))
+        .watches_shared_stream(pods.into_pods(), {
+            let store = store.clone();
+            move |pod: Arc<Pod>| quotas_in(&store, &pod.metadata.namespace)
+        })
         .watches(Api::<Service>::all(client.clone()), cfg(), quotas_of(store.clone()))
         .watches(Api::<ConfigMap>::all(client.clone()), cfg(), quotas_of(store.clone()))
         .watches(Api::<Secret>::all(client.clone()), cfg(), quotas_of(store.clone()))

@@ -20,6 +20,7 @@ use kube::runtime::watcher;
 use kube::{Client, ResourceExt};
 use serde_json::json;
 
+use crate::informer::Subscription;
 use crate::Result;
 use crate::replicaset::{controller_ref, is_pod_ready, selector_string};
 
@@ -29,11 +30,10 @@ struct Ctx {
     client: Client,
 }
 
-pub async fn run(client: Client) {
+pub async fn run(client: Client, pods: Subscription) {
     let sets: Api<StatefulSet> = Api::all(client.clone());
-    let pods: Api<Pod> = Api::all(client.clone());
     Controller::new(sets, watcher::Config::default())
-        .owns(pods, watcher::Config::default())
+        .owns_shared_stream(pods.into_pods())
         .run(
             reconcile,
             |_, e, _| {
