@@ -14,6 +14,7 @@ use clap::{Parser, Subcommand};
 /// mimalloc instead of glibc's malloc: the server builds and drops many small
 /// JSON trees, and a profile of pod creation showed glibc's malloc and free
 /// taking about a third of all CPU time.
+#[cfg(feature = "mimalloc")]
 #[global_allocator]
 static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
@@ -148,7 +149,28 @@ fn host_name() -> String {
         .unwrap_or_else(|| "rkube".into())
 }
 
+/// mimalloc commits each arena it reserves up front by default; committing as
+/// pages are used keeps an idle server at about 38 MiB instead of 65. The
+/// option is read when the allocator starts, before `main`, and this crate
+/// has no unsafe code to set it later: so the process re-executes itself
+/// once with it in the environment (a value already there is kept).
+#[cfg(feature = "mimalloc")]
+fn tune_allocator() {
+    use std::os::unix::process::CommandExt;
+    const VAR: &str = "MIMALLOC_ARENA_EAGER_COMMIT";
+    if std::env::var_os(VAR).is_some() {
+        return;
+    }
+    let mut args = std::env::args_os();
+    let (Ok(exe), Some(arg0)) = (std::env::current_exe(), args.next()) else { return };
+    // exec returns only when it failed; the server then runs as it is.
+    let e = std::process::Command::new(exe).arg0(arg0).args(args).env(VAR, "0").exec();
+    eprintln!("rkube: re-executing with {VAR}=0: {e}");
+}
+
 fn main() -> Result<()> {
+    #[cfg(feature = "mimalloc")]
+    tune_allocator();
     tracing_subscriber::fmt()
         .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()))
         .with_writer(std::io::stderr)
