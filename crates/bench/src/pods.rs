@@ -150,10 +150,12 @@ fn shims_rss_kib() -> u64 {
 async fn inner(bin: &Path, out: &Path, sequential: usize) -> Result<()> {
     let dir = tempfile::tempdir()?;
     let bind = "127.0.0.1:6443";
+    // The agent runs as its own process (`rkube node`, joined with the
+    // server's token), so its memory is measured apart from the API server's.
     let child = Command::new(bin)
         .args(["server", "--data-dir"])
         .arg(dir.path())
-        .args(["--bind", bind, "--pause-image", "127.0.0.1:5000/pause:1", "--insecure-registry", "127.0.0.1:5000", "--node-name", "bench-node"])
+        .args(["--bind", bind, "--no-node-agent"])
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()?;
@@ -171,6 +173,17 @@ async fn inner(bin: &Path, out: &Path, sequential: usize) -> Result<()> {
         }
         tokio::time::sleep(Duration::from_millis(5)).await;
     };
+    let node_dir = tempfile::tempdir()?;
+    let token = std::fs::read_to_string(dir.path().join("join-token"))?;
+    let agent = Server(
+        Command::new(bin)
+            .args(["node", "--server", &format!("https://{bind}"), "--token", token.trim(), "--data-dir"])
+            .arg(node_dir.path())
+            .args(["--node-name", "bench-node", "--pause-image", "127.0.0.1:5000/pause:1", "--insecure-registry", "127.0.0.1:5000"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()?,
+    );
     let seen: Seen = Default::default();
     let watcher = tokio::spawn(watch(Client::connect(bind, tls_config(dir.path())?, 1).await?, seen.clone()));
     // The node registers and the image is pulled once (warm image).
@@ -233,12 +246,13 @@ async fn inner(bin: &Path, out: &Path, sequential: usize) -> Result<()> {
         if n == 30 {
             tokio::time::sleep(Duration::from_secs(2)).await;
             let server = rss_kib(srv.0.id()) as f64 / 1024.0;
+            let node = rss_kib(agent.0.id()) as f64 / 1024.0;
             let containerd = pid_of("containerd").map(rss_kib).unwrap_or(0) as f64 / 1024.0;
             let shims = shims_rss_kib() as f64 / 1024.0;
             println!(
-                "memory   with 30 pods: rkube (API server, controllers and agent) {server:.1} MiB, containerd {containerd:.1} MiB, shims {shims:.1} MiB in all"
+                "memory   with 30 pods: node agent {node:.1} MiB, containerd {containerd:.1} MiB, shims {shims:.1} MiB in all; API server (with controllers) {server:.1} MiB"
             );
-            rss = json!({"pods": 30, "rkube_mib": server, "containerd_mib": containerd, "shims_mib": shims});
+            rss = json!({"pods": 30, "agent_mib": node, "server_mib": server, "containerd_mib": containerd, "shims_mib": shims});
         }
         delete_group(&client, group).await?;
     }
@@ -246,6 +260,7 @@ async fn inner(bin: &Path, out: &Path, sequential: usize) -> Result<()> {
     let report = json!({"machine": {"cores": std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0)}, "sequential": seq, "bursts": bursts, "memory": rss});
     std::fs::write(out, serde_json::to_string_pretty(&report)? + "\n")?;
     println!("figures written to {}", out.display());
+    drop(agent);
     drop(srv);
     Ok(())
 }
