@@ -348,7 +348,7 @@ pub fn validate_object_meta(meta: &Value, namespaced: bool, name_check: fn(&str)
         out.extend(check_generate_name(generate_name, name_check).iter().map(|e| status::invalid_value("metadata.generateName", &v, e)));
     }
     if name.is_empty() {
-        if !(is_create && !generate_name.is_empty()) {
+        if !is_create || generate_name.is_empty() {
             out.push(status::required_detail("metadata.name", "name or generateName is required"));
         }
     } else {

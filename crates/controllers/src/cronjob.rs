@@ -182,7 +182,7 @@ async fn reconcile(cj: Arc<CronJob>, ctx: Arc<Ctx>) -> Result<Action> {
         let active: Vec<&Job> = owned.iter().filter(|j| finished(j).is_none()).collect();
         let policy = spec.concurrency_policy.as_deref().unwrap_or("Allow");
         let late = spec.starting_deadline_seconds.is_some_and(|d| now.as_second() - at.as_second() > d);
-        if !late && !(policy == "Forbid" && !active.is_empty()) {
+        if !late && (policy != "Forbid" || active.is_empty()) {
             if policy == "Replace" {
                 for j in &active {
                     let _ = jobs.delete(&j.name_any(), &DeleteParams::background()).await;

@@ -7,6 +7,10 @@
 //! A relist (after the watch could not resume) hands on every pod again, and
 //! the pods that disappeared while the watch was down as deleted, so owners
 //! of pods deleted unseen are still revisited.
+//!
+//! A subscriber's queue holds references, not pods: it reads the pod from the
+//! store when it takes the change, so a subscriber that lags never pins old
+//! versions of pods in memory (only a deleted pod travels whole).
 
 use std::collections::HashSet;
 use std::sync::Arc;
@@ -27,15 +31,33 @@ pub struct Change {
     pub deleted: bool,
 }
 
+/// What travels in a subscriber's queue.
+enum Msg {
+    Applied(ObjectRef<Pod>),
+    Deleted(Arc<Pod>),
+}
+
 /// What a controller gets: the shared store, and its own stream of changes.
 pub struct Subscription {
     pub store: Store<Pod>,
-    pub changes: mpsc::UnboundedReceiver<Change>,
+    rx: mpsc::UnboundedReceiver<Msg>,
 }
 
 impl Subscription {
     pub fn into_changes(self) -> impl Stream<Item = Change> + Send + 'static {
-        futures::stream::unfold(self.changes, |mut rx| async move { rx.recv().await.map(|c| (c, rx)) })
+        futures::stream::unfold((self.rx, self.store), |(mut rx, store)| async move {
+            loop {
+                let change = match rx.recv().await? {
+                    // Gone since: its deletion follows in the queue.
+                    Msg::Applied(r) => match store.get(&r) {
+                        Some(pod) => Change { pod, deleted: false },
+                        None => continue,
+                    },
+                    Msg::Deleted(pod) => Change { pod, deleted: true },
+                };
+                return Some((change, (rx, store)));
+            }
+        })
     }
 
     /// The changes as the pods they touched, for kube-runtime's shared triggers.
@@ -47,7 +69,7 @@ impl Subscription {
 pub struct Pods {
     store: Store<Pod>,
     writer: reflector::store::Writer<Pod>,
-    subscribers: Vec<mpsc::UnboundedSender<Change>>,
+    subscribers: Vec<mpsc::UnboundedSender<Msg>>,
 }
 
 impl Default for Pods {
@@ -62,15 +84,20 @@ impl Pods {
     pub fn subscribe(&mut self) -> Subscription {
         let (tx, rx) = mpsc::unbounded_channel();
         self.subscribers.push(tx);
-        Subscription { store: self.store.clone(), changes: rx }
+        Subscription { store: self.store.clone(), rx }
     }
 
     /// Watches every pod until the process ends.
     pub async fn run(self, client: Client) {
         let Pods { store, writer, subscribers } = self;
-        let send = |pod: Arc<Pod>, deleted: bool| {
+        let applied = |r: ObjectRef<Pod>| {
             for s in &subscribers {
-                let _ = s.send(Change { pod: pod.clone(), deleted });
+                let _ = s.send(Msg::Applied(r.clone()));
+            }
+        };
+        let deleted = |pod: Arc<Pod>| {
+            for s in &subscribers {
+                let _ = s.send(Msg::Deleted(pod.clone()));
             }
         };
         // The pods the store held when a relist began.
@@ -83,8 +110,8 @@ impl Pods {
         while let Some(ev) = events.next().await {
             let Ok(ev) = ev else { continue };
             match ev {
-                watcher::Event::Apply(p) => send(lookup(&store, &p), false),
-                watcher::Event::Delete(p) => send(Arc::new(p), true),
+                watcher::Event::Apply(p) => applied(ObjectRef::from_obj(&p)),
+                watcher::Event::Delete(p) => deleted(Arc::new(p)),
                 watcher::Event::Init => before = store.state(),
                 // Handed on once the relisted store is in place.
                 watcher::Event::InitApply(_) => {}
@@ -93,20 +120,14 @@ impl Pods {
                     let present: HashSet<ObjectRef<Pod>> = now.iter().map(|p| ObjectRef::from_obj(&**p)).collect();
                     for p in std::mem::take(&mut before) {
                         if !present.contains(&ObjectRef::from_obj(&*p)) {
-                            send(p, true);
+                            deleted(p);
                         }
                     }
-                    for p in now {
-                        send(p, false);
+                    for r in present {
+                        applied(r);
                     }
                 }
             }
         }
     }
-}
-
-/// The store's copy of a pod just applied (the same allocation every
-/// subscriber and reconcile then shares).
-fn lookup(store: &Store<Pod>, p: &Pod) -> Arc<Pod> {
-    store.get(&ObjectRef::from_obj(p)).unwrap_or_else(|| Arc::new(p.clone()))
 }
