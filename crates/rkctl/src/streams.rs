@@ -417,8 +417,48 @@ pub async fn port_forward(ctx: &Ctx, a: &PortForwardArgs) -> Result<()> {
             Ok::<(), Error>(())
         }
     });
-    futures::future::try_join_all(serve).await?;
-    Ok(())
+    tokio::select! {
+        r = futures::future::try_join_all(serve) => r.map(|_| ()),
+        // kubectl's port-forward ends when its pod does.
+        e = pod_gone(&api, &name, pod["metadata"]["uid"].as_str().unwrap_or_default()) => Err(e),
+    }
+}
+
+/// Returns once the pod is deleted, replaced by another of the same name, or
+/// no longer running, following it with a watch.
+async fn pod_gone(api: &Api<Pod>, name: &str, uid: &str) -> Error {
+    use futures::StreamExt;
+    use kube::api::{WatchEvent, WatchParams};
+    let running = |p: &Pod| p.metadata.uid.as_deref() == Some(uid) && p.status.as_ref().and_then(|s| s.phase.as_deref()) == Some("Running");
+    loop {
+        let pod = match api.get_opt(name).await {
+            Ok(Some(p)) if running(&p) => p,
+            Ok(_) => break,
+            Err(_) => {
+                tokio::time::sleep(Duration::from_secs(1)).await;
+                continue;
+            }
+        };
+        let rv = pod.metadata.resource_version.clone().unwrap_or_default();
+        let Ok(events) = api.watch(&WatchParams::default().fields(&format!("metadata.name={name}")), &rv).await else {
+            tokio::time::sleep(Duration::from_secs(1)).await;
+            continue;
+        };
+        let mut events = std::pin::pin!(events);
+        while let Some(ev) = events.next().await {
+            match ev {
+                Ok(WatchEvent::Deleted(_)) => return lost(),
+                Ok(WatchEvent::Modified(p)) if !running(&p) => return lost(),
+                Ok(WatchEvent::Error(_)) | Err(_) => break,
+                Ok(_) => {}
+            }
+        }
+    }
+    lost()
+}
+
+fn lost() -> Error {
+    Error::Msg("lost connection to pod".into())
 }
 
 async fn forward(api: &Api<Pod>, name: &str, port: u16, mut sock: tokio::net::TcpStream) -> Result<()> {

@@ -5,7 +5,7 @@
 
 mod common;
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use common::{BUSYBOX, Server, Tmux, rkctl_bin};
 
@@ -220,4 +220,18 @@ fn port_forward_serves_several_ports_and_concurrent_connections() {
     assert_eq!(String::from_utf8_lossy(&out.stdout), "hello from rkube\n", "{}", String::from_utf8_lossy(&out.stderr));
     let refused = fetch("http://[::1]:18081/".into()).join().unwrap();
     assert!(!refused.status.success(), "--address 127.0.0.1 listens there only");
+    // As kubectl's, port-forward ends when its pod goes.
+    s.k(&["delete", "pod", "web", "--wait=false", "--grace-period=1"]);
+    let deadline = Instant::now() + WAIT;
+    let status = loop {
+        if let Some(st) = pf.child.try_wait().unwrap() {
+            break st;
+        }
+        assert!(Instant::now() < deadline, "port-forward still running after its pod was deleted");
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    let mut stderr = String::new();
+    std::io::Read::read_to_string(pf.child.stderr.as_mut().unwrap(), &mut stderr).unwrap();
+    assert!(!status.success(), "port-forward exited {status} after its pod went");
+    assert!(stderr.contains("error: lost connection to pod"), "{stderr}");
 }
