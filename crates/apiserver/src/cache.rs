@@ -230,12 +230,7 @@ fn decode(kv: &KeyValue, rev: Revision) -> Option<Arc<Cached>> {
     let name = meta.get("name").and_then(Value::as_str).unwrap_or_default().to_string();
     let namespace = meta.get("namespace").and_then(Value::as_str).unwrap_or_default().to_string();
     let labels = meta.get("labels").and_then(Value::as_object).cloned().unwrap_or_default();
-    // Sized for the stored JSON plus the resourceVersion: a growing Vec
-    // would keep up to twice the object for as long as it is cached.
-    let mut out = Vec::with_capacity(kv.value.len() + 48);
-    serde_json::to_writer(&mut out, &v).ok()?;
-    out.shrink_to_fit();
-    let bytes = Bytes::from(out);
+    let bytes = Bytes::from(serde_json::to_vec(&v).ok()?);
     Some(Arc::new(Cached { key: kv.key.clone(), rev, bytes, namespace, name, labels }))
 }
 
