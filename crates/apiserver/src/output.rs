@@ -106,7 +106,6 @@ fn meta_api_version(v1beta1: bool) -> &'static str {
     if v1beta1 { "meta.k8s.io/v1beta1" } else { "meta.k8s.io/v1" }
 }
 
-/// `PartialObjectMetadata` of one object.
 /// The `PartialObjectMetadata` of an object's JSON, its metadata spliced from
 /// the original bytes.
 pub fn partial(obj: &[u8], v1beta1: bool) -> Vec<u8> {
@@ -164,6 +163,7 @@ fn open_object(head: &Value, field: &str, capacity: usize) -> Vec<u8> {
 /// `metadata.managedFields`: leaving it out saves most of the decoding.
 fn for_printer(obj: &[u8]) -> Value {
     use serde::de::{DeserializeSeed, Deserializer, IgnoredAny, MapAccess, Visitor};
+    /// `Object(true)` reads the object itself, `Object(false)` its metadata.
     struct Object(bool);
     impl<'de> Visitor<'de> for Object {
         type Value = Value;
