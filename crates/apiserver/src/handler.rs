@@ -457,8 +457,8 @@ impl Ctx {
             Format::Json | Format::Yaml => encode(code, self.format, obj),
             Format::Table { v1beta1 } => {
                 let include = IncludeObject::parse(self.query.get("includeObject").map(String::as_str))?;
-                let rv = serde_json::from_slice::<Value>(&obj).map(|v| meta_str(&v, "resourceVersion").to_string()).unwrap_or_default();
-                output::json_response(code, output::table(&self.def, &[&obj], &json!({"resourceVersion": rv}), include, true, v1beta1))
+                let list_meta = json!({"resourceVersion": output::resource_version(&obj)});
+                output::json_response(code, output::table(&self.def, &[&obj], &list_meta, include, true, v1beta1))
             }
             Format::Meta { v1beta1 } => output::json_response(code, output::partial(&obj, v1beta1)),
         })

@@ -135,6 +135,16 @@ fn raw_metadata(obj: &[u8]) -> &[u8] {
     }
 }
 
+/// An object's `metadata.resourceVersion`, read from its metadata alone.
+pub fn resource_version(obj: &[u8]) -> String {
+    #[derive(serde::Deserialize)]
+    struct Meta {
+        #[serde(rename = "resourceVersion", default)]
+        resource_version: String,
+    }
+    serde_json::from_slice::<Meta>(raw_metadata(obj)).map(|m| m.resource_version).unwrap_or_default()
+}
+
 pub fn partial_list(items: &[Bytes], list_meta: &Value, v1beta1: bool) -> Vec<u8> {
     let head = json!({"kind": "PartialObjectMetadataList", "apiVersion": meta_api_version(v1beta1), "metadata": list_meta});
     let mut out = open_object(&head, "items", items.iter().map(|i| i.len() / 2).sum());

@@ -43,6 +43,17 @@ struct Ctx {
 
 type Expected = std::sync::Mutex<HashMap<String, (std::time::Instant, HashSet<String>)>>;
 
+impl Ctx {
+    /// Records pods the ReplicaSet `uid` just created (by name) or deleted
+    /// (`-name`), to be waited for until the watch shows them.
+    fn expect(&self, uid: &str, names: impl IntoIterator<Item = String>) {
+        let mut expected = self.expected.lock().unwrap();
+        let e = expected.entry(uid.to_string()).or_insert_with(|| (std::time::Instant::now(), HashSet::new()));
+        e.0 = std::time::Instant::now();
+        e.1.extend(names);
+    }
+}
+
 /// Marks pods as seen by the watch, as upstream's informer handlers do: a
 /// pod created and deleted between two looks at the store still counts.
 fn observe(expected: &Expected, c: &Change) {
@@ -222,12 +233,7 @@ async fn reconcile(rs: Arc<ReplicaSet>, ctx: Arc<Ctx>) -> Result<Action> {
             left -= n;
             batch *= 2;
         }
-        {
-            let mut expected = ctx.expected.lock().unwrap();
-            let e = expected.entry(uid.clone()).or_insert_with(|| (std::time::Instant::now(), HashSet::new()));
-            e.0 = std::time::Instant::now();
-            e.1.extend(created);
-        }
+        ctx.expect(&uid, created);
         if let Some(e) = failed {
             return Err(Error::Kube(e));
         }
@@ -247,12 +253,7 @@ async fn reconcile(rs: Arc<ReplicaSet>, ctx: Arc<Ctx>) -> Result<Action> {
         });
         for p in victims.iter().take(active.len() - want) {
             match pods.delete(&p.name_any(), &DeleteParams::default()).await {
-                Ok(_) => {
-                    let mut expected = ctx.expected.lock().unwrap();
-                    let e = expected.entry(uid.clone()).or_insert_with(|| (std::time::Instant::now(), HashSet::new()));
-                    e.0 = std::time::Instant::now();
-                    e.1.insert(format!("-{}", p.name_any()));
-                }
+                Ok(_) => ctx.expect(&uid, [format!("-{}", p.name_any())]),
                 Err(kube::Error::Api(_)) => {}
                 Err(e) => return Err(Error::Kube(e)),
             }
