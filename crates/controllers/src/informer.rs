@@ -116,18 +116,42 @@ impl Pods {
                 // Handed on once the relisted store is in place.
                 watcher::Event::InitApply(_) => {}
                 watcher::Event::InitDone => {
-                    let now = store.state();
-                    let present: HashSet<ObjectRef<Pod>> = now.iter().map(|p| ObjectRef::from_obj(&**p)).collect();
-                    for p in std::mem::take(&mut before) {
-                        if !present.contains(&ObjectRef::from_obj(&*p)) {
-                            deleted(p);
-                        }
-                    }
-                    for r in present {
-                        applied(r);
-                    }
+                    let (gone, present) = relisted(std::mem::take(&mut before), &store.state());
+                    gone.into_iter().for_each(&deleted);
+                    present.into_iter().for_each(&applied);
                 }
             }
         }
+    }
+}
+
+/// After a relist: the pods held `before` it that it no longer has, and
+/// every pod it has.
+fn relisted(before: Vec<Arc<Pod>>, now: &[Arc<Pod>]) -> (Vec<Arc<Pod>>, HashSet<ObjectRef<Pod>>) {
+    let present: HashSet<ObjectRef<Pod>> = now.iter().map(|p| ObjectRef::from_obj(&**p)).collect();
+    let gone = before.into_iter().filter(|p| !present.contains(&ObjectRef::from_obj(&**p))).collect();
+    (gone, present)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn pod(ns: &str, name: &str) -> Arc<Pod> {
+        let mut p = Pod::default();
+        p.metadata.namespace = Some(ns.into());
+        p.metadata.name = Some(name.into());
+        Arc::new(p)
+    }
+
+    #[test]
+    fn a_relist_reports_the_pods_that_vanished_as_gone() {
+        let before = vec![pod("a", "kept"), pod("a", "vanished"), pod("b", "kept")];
+        let now = vec![pod("a", "kept"), pod("b", "kept"), pod("b", "new")];
+        let (gone, present) = relisted(before, &now);
+        let gone: Vec<String> = gone.iter().map(|p| format!("{}/{}", p.namespace().unwrap(), p.name_any())).collect();
+        assert_eq!(gone, ["a/vanished"]);
+        assert_eq!(present.len(), 3);
+        assert!(present.contains(&ObjectRef::from_obj(&*pod("b", "new"))));
     }
 }
