@@ -1594,7 +1594,12 @@ impl Ctx {
                 return Err(ApiError::internal("This pod has more than one PodDisruptionBudget, which the eviction subresource does not support."));
             }
             if let Some(pdb) = matching.first() {
-                let ready = pod.pointer("/status/conditions").and_then(Value::as_array).into_iter().flatten().any(|c| c["type"] == "Ready" && c["status"] == "True");
+                let ready = pod
+                    .pointer("/status/conditions")
+                    .and_then(Value::as_array)
+                    .into_iter()
+                    .flatten()
+                    .any(|c| c["type"] == "Ready" && c["status"] == "True");
                 self.take_disruption(pdb, &name, ready).await?;
             }
         }
@@ -1654,7 +1659,6 @@ impl Ctx {
         Ok(())
     }
 
-
     /// ResourceQuota admission for a new object: what it counts must fit
     /// every quota of its namespace (`status.hard` against `status.used`),
     /// and is then added to their `status.used` before the object is
@@ -1672,11 +1676,7 @@ impl Ctx {
         let forbidden = |reason: String| ApiError::forbidden(&self.def.group, &self.def.plural, name, &reason);
         let def = self.srv.registry().get("", "v1", QUOTAS).cloned().ok_or_else(ApiError::not_found_path)?;
         let parse = |v: &Value| -> std::collections::BTreeMap<String, Quantity> {
-            v.as_object()
-                .into_iter()
-                .flatten()
-                .filter_map(|(k, v)| Some((k.clone(), v.as_str().and_then(|s| Quantity::parse(s).ok())?)))
-                .collect()
+            v.as_object().into_iter().flatten().filter_map(|(k, v)| Some((k.clone(), v.as_str().and_then(|s| Quantity::parse(s).ok())?))).collect()
         };
         for quota in quotas {
             let qname = quota.name.clone();
@@ -1733,12 +1733,17 @@ impl Ctx {
     fn admit_priority(&self, pod: &mut Value) -> Result<()> {
         let name = meta_str(pod, "name").to_string();
         let Some(spec) = pod.get_mut("spec").and_then(Value::as_object_mut) else { return Ok(()) };
-        let (classes, _) = self.inner().cache.resource(PRIORITY_CLASSES).list(&format!("/registry/{PRIORITY_CLASSES}/"), self.inner().cache.revision());
+        let (classes, _) =
+            self.inner().cache.resource(PRIORITY_CLASSES).list(&format!("/registry/{PRIORITY_CLASSES}/"), self.inner().cache.revision());
         let wanted = spec.get("priorityClassName").and_then(Value::as_str).filter(|n| !n.is_empty()).map(str::to_string);
         let class = match &wanted {
-            Some(c) => Some(classes.iter().find(|pc| &pc.name == c).map(|pc| pc.value()).ok_or_else(|| {
-                ApiError::forbidden("", "pods", &name, &format!("no PriorityClass with name {c} was found"))
-            })?),
+            Some(c) => Some(
+                classes
+                    .iter()
+                    .find(|pc| &pc.name == c)
+                    .map(|pc| pc.value())
+                    .ok_or_else(|| ApiError::forbidden("", "pods", &name, &format!("no PriorityClass with name {c} was found")))?,
+            ),
             None => classes.iter().map(|pc| pc.value()).find(|pc| pc["globalDefault"] == true),
         };
         let (value, policy) = match &class {
@@ -1851,7 +1856,8 @@ impl Ctx {
         if !causes.is_empty() {
             return Err(ApiError::invalid("authentication.k8s.io", "TokenRequest", &name, causes));
         }
-        let audiences: Vec<String> = spec.get("audiences").and_then(Value::as_array).into_iter().flatten().filter_map(Value::as_str).map(str::to_string).collect();
+        let audiences: Vec<String> =
+            spec.get("audiences").and_then(Value::as_array).into_iter().flatten().filter_map(Value::as_str).map(str::to_string).collect();
         let audiences = if audiences.is_empty() { vec![ISSUER.to_string()] } else { audiences };
         let expires = time::OffsetDateTime::now_utc() + time::Duration::seconds(exp);
         let claims = Claims {
@@ -2221,7 +2227,8 @@ impl Watcher {
             Format::Json | Format::Yaml => event_line(typ, &served_bytes(&self.def, self.shared_storage, obj)),
             Format::Table { v1beta1 } => {
                 let bytes = served_bytes(&self.def, self.shared_storage, obj);
-                let t = output::table(&self.def, &[&bytes], &json!({"resourceVersion": obj.rev.to_string()}), self.include, !self.headers_sent, v1beta1);
+                let t =
+                    output::table(&self.def, &[&bytes], &json!({"resourceVersion": obj.rev.to_string()}), self.include, !self.headers_sent, v1beta1);
                 self.headers_sent = true;
                 event_line(typ, &t)
             }
@@ -2320,7 +2327,11 @@ const PRIORITY_CLASSES: &str = "priorityclasses.scheduling.k8s.io";
 pub async fn ensure_system_priority_classes(inner: &Inner) -> store::Result<()> {
     for (name, value, what) in [
         ("system-node-critical", 2_000_001_000, "Used for system critical pods that must not be moved from their current node."),
-        ("system-cluster-critical", 2_000_000_000, "Used for system critical pods that must run in the cluster, but can be moved to another node if necessary."),
+        (
+            "system-cluster-critical",
+            2_000_000_000,
+            "Used for system critical pods that must run in the cluster, but can be moved to another node if necessary.",
+        ),
     ] {
         let key = format!("/registry/{PRIORITY_CLASSES}/{name}");
         if inner.store.get(&key).await?.is_some() {

@@ -125,8 +125,14 @@ async fn live(rkctl: &Path, kubeconfig: &Path, client: &Client, pods: usize) -> 
             let (i, c) = (sent, client.clone());
             let patch = json!({"metadata": {"labels": {"step": (sent / pods).to_string()}}});
             batch.push(tokio::spawn(async move {
-                c.send_as(i, Method::PATCH, &format!("/api/v1/namespaces/default/pods/pod-{:05}", i % pods), "application/merge-patch+json", Some(Bytes::from(patch.to_string())))
-                    .await
+                c.send_as(
+                    i,
+                    Method::PATCH,
+                    &format!("/api/v1/namespaces/default/pods/pod-{:05}", i % pods),
+                    "application/merge-patch+json",
+                    Some(Bytes::from(patch.to_string())),
+                )
+                .await
             }));
             sent += 1;
         }
@@ -165,5 +171,7 @@ async fn live(rkctl: &Path, kubeconfig: &Path, client: &Client, pods: usize) -> 
     if events < total as f64 {
         bail!("the live view saw {events} events of {total} changes");
     }
-    Ok(json!({"changes": total, "changes_per_sec": rate, "events": events, "frames": frames, "secs": secs, "frames_per_sec": frames / secs, "peak_rss_mib": mib}))
+    Ok(
+        json!({"changes": total, "changes_per_sec": rate, "events": events, "frames": frames, "secs": secs, "frames_per_sec": frames / secs, "peak_rss_mib": mib}),
+    )
 }

@@ -395,7 +395,9 @@ async fn fake_cluster(bin: &Path, nodes: usize) -> Result<(Server, Client, tempf
         let (_, body) = client.send(0, Method::GET, "/api/v1/nodes", None).await?;
         let v: Value = serde_json::from_slice(&body)?;
         let ready = v["items"].as_array().map(|a| {
-            a.iter().filter(|n| n["status"]["conditions"].as_array().is_some_and(|c| c.iter().any(|c| c["type"] == "Ready" && c["status"] == "True"))).count()
+            a.iter()
+                .filter(|n| n["status"]["conditions"].as_array().is_some_and(|c| c.iter().any(|c| c["type"] == "Ready" && c["status"] == "True")))
+                .count()
         });
         if ready.unwrap_or(0) >= nodes {
             return Ok((srv, client, dir, t.elapsed()));

@@ -154,7 +154,8 @@ async fn reconcile(pdb: Arc<PodDisruptionBudget>, ctx: Arc<Ctx>) -> Result<Actio
             fresh && pods.iter().any(|p| &p.name_any() == name && p.metadata.deletion_timestamp.is_none())
         })
         .collect();
-    let healthy = pods.iter().filter(|p| p.metadata.deletion_timestamp.is_none() && ready(p) && !disrupted.contains_key(&p.name_any())).count() as i32;
+    let healthy =
+        pods.iter().filter(|p| p.metadata.deletion_timestamp.is_none() && ready(p) && !disrupted.contains_key(&p.name_any())).count() as i32;
     let counts = match (&spec.min_available, &spec.max_unavailable) {
         (Some(IntOrString::Int(n)), _) => Ok((pods.len() as i32, *n)),
         (Some(pct), _) => match expected_by_controllers(&ctx.client, &ns, &pods).await {

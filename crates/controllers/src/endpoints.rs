@@ -17,8 +17,8 @@ use kube::runtime::reflector::{self, ObjectRef};
 use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Client, ResourceExt};
 
-use crate::informer::Subscription;
 use crate::Result;
+use crate::informer::Subscription;
 use crate::replicaset::{controller_ref, is_pod_ready};
 
 const SERVICE_NAME: &str = "kubernetes.io/service-name";

@@ -14,8 +14,8 @@ use kube::runtime::reflector::{self, ObjectRef, Store};
 use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Client, ResourceExt};
 
-use crate::informer::Subscription;
 use crate::Result;
+use crate::informer::Subscription;
 
 struct Ctx {
     client: Client,

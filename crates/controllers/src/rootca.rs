@@ -28,9 +28,7 @@ pub async fn run(client: Client, ca: String) {
     let namespaces: Api<Namespace> = Api::all(client.clone());
     let maps: Api<ConfigMap> = Api::all(client.clone());
     Controller::new(namespaces, watcher::Config::default())
-        .watches(maps, watcher::Config::default().fields(&format!("metadata.name={NAME}")), |cm| {
-            cm.namespace().map(|ns| ObjectRef::new(&ns))
-        })
+        .watches(maps, watcher::Config::default().fields(&format!("metadata.name={NAME}")), |cm| cm.namespace().map(|ns| ObjectRef::new(&ns)))
         .run(
             reconcile,
             |_, e, _| {

@@ -20,8 +20,8 @@ use kube::runtime::watcher;
 use kube::{Client, ResourceExt};
 use serde_json::json;
 
-use crate::informer::Subscription;
 use crate::Result;
+use crate::informer::Subscription;
 use crate::replicaset::{controller_ref, is_pod_ready, selector_string};
 
 const HASH: &str = "controller-revision-hash";

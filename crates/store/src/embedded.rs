@@ -92,7 +92,13 @@ const CACHE_SIZE: usize = 64 << 20;
 
 impl Default for Options {
     fn default() -> Self {
-        Self { compaction_interval: Some(Duration::from_secs(60)), watch_buffer: 16_384, max_batch: 4096, compaction_chunk: 10_000, cache_size: Some(CACHE_SIZE) }
+        Self {
+            compaction_interval: Some(Duration::from_secs(60)),
+            watch_buffer: 16_384,
+            max_batch: 4096,
+            compaction_chunk: 10_000,
+            cache_size: Some(CACHE_SIZE),
+        }
     }
 }
 
