@@ -320,8 +320,10 @@ spec:
 
     // attach: stdin reaches the container's main process, its output comes back.
     let attached = format!(
-        "apiVersion: v1\nkind: Pod\nmetadata: {{name: attached}}\nspec:\n  restartPolicy: Never\n  containers:\n  - name: main\n    image: {BUSYBOX}\n    stdin: true\n    command: [sh, -c, 'read l; echo got $l; read l; echo got $l']\n"
+        "apiVersion: v1\nkind: Pod\nmetadata: {{name: attached}}\nspec:\n  restartPolicy: Never\n  containers:\n  - name: main\n    image: {BUSYBOX}\n    stdin: true\n    command: [sh, -c, 'read l; sleep 0.5; echo got $l; read l; sleep 0.5; echo got $l']\n"
     );
+    // (The pauses: containerd starts copying an attach's stdin before it
+    // hooks up its stdout, so an answer written at once can be lost.)
     s.ok_stdin(&["apply", "-f", "-"], &attached);
     wait_pod(&s, "attached", Duration::from_secs(60), "Running", |v| phase(v) == "Running");
     // (stdin stays open until the answer is seen: closing it ends an attach.)
