@@ -311,6 +311,8 @@ pub fn from_fields_v1(v: &Value) -> FieldSet {
 struct Entry {
     raw: Map<String, Value>,
     set: FieldSet,
+    /// `set` differs from the `fieldsV1` in `raw`.
+    dirty: bool,
 }
 
 impl Entry {
@@ -329,7 +331,7 @@ fn entries(obj: &Value) -> Vec<Entry> {
         .into_iter()
         .flatten()
         .filter_map(|e| e.as_object())
-        .map(|raw| Entry { set: raw.get("fieldsV1").map(from_fields_v1).unwrap_or_default(), raw: raw.clone() })
+        .map(|raw| Entry { set: raw.get("fieldsV1").map(from_fields_v1).unwrap_or_default(), raw: raw.clone(), dirty: false })
         .collect()
 }
 
@@ -340,13 +342,18 @@ fn store_entries(obj: &mut Value, mut list: Vec<Entry>, m: &Manager, set: FieldS
         Some(e) => {
             e.set = set;
             e.raw.clear();
+            e.dirty = true;
         }
-        None => list.push(Entry { raw: Map::new(), set }),
+        None => list.push(Entry { raw: Map::new(), set, dirty: true }),
     }
     let out: Vec<Value> = list
         .into_iter()
         .filter(|e| !e.set.is_empty())
         .map(|mut e| {
+            if !e.dirty {
+                // As stored: its fieldsV1 already says this set.
+                return Value::Object(e.raw);
+            }
             if e.raw.is_empty() {
                 e.raw.insert("manager".into(), json!(m.name));
                 e.raw.insert("operation".into(), json!(m.operation));
@@ -381,35 +388,187 @@ fn store_entries(obj: &mut Value, mut list: Vec<Entry>, m: &Manager, set: FieldS
 }
 
 /// A changed leaf or a newly present node: what an update takes ownership of.
-fn changed(old: Option<&Value>, new: &Value, p: &Path, old_set: &FieldSet) -> bool {
+/// (A struct or map is only changed by its fields; an atomic map is a value.)
+fn changed(defs: &Definitions, root: &Value, old: Option<&Value>, new: &Value, p: &Path, old_set: &FieldSet) -> bool {
     if !old_set.contains(p) {
         return true;
     }
     match (old.and_then(|o| value_at(o, p)), value_at(new, p)) {
-        (_, Some(Value::Object(_))) => false,
+        (_, Some(Value::Object(_))) if !atomic_map_at(defs, root, p) => false,
         (a, b) => a != b,
     }
+}
+
+/// Whether the schema makes the object at `path` one atomic value.
+fn atomic_map_at(defs: &Definitions, root: &Value, path: &[String]) -> bool {
+    let mut schema = root;
+    for step in path {
+        schema = match step.strip_prefix("f:") {
+            Some(f) => property(defs, schema, f),
+            None => items(defs, schema),
+        };
+    }
+    defs.resolve(schema).get("x-kubernetes-map-type").and_then(Value::as_str) == Some("atomic")
 }
 
 /// Records an update (create, PUT, non-apply patch) of `old` into `new` by `m`:
 /// `m` takes the fields it set or changed, removed fields leave every set.
 /// `keep` limits tracking to the fields this endpoint may write.
+///
+/// Only the parts of the object that differ between `old` and `new` can
+/// change anyone's fields, so an update walks both together and collects
+/// field paths only where they differ (`old_set` and `new_set` below are the
+/// object's field sets restricted to those parts).
 pub fn track_update(defs: &Definitions, root: &Value, old: Option<&Value>, new: &mut Value, m: &Manager, keep: impl Fn(&Path) -> bool) {
-    let list = old.map(entries).unwrap_or_default();
-    let old_set: FieldSet = old.map(|o| field_set(defs, root, o)).unwrap_or_default().into_iter().filter(|p| keep(p)).collect();
-    let new_set: FieldSet = field_set(defs, root, new).into_iter().filter(|p| keep(p)).collect();
-    let taken: FieldSet = new_set.iter().filter(|p| changed(old, new, p, &old_set)).cloned().collect();
-    let mut mine = FieldSet::new();
     // A create starts the history: managedFields a client sent are not trusted.
-    let mut list = list;
+    let mut list = old.map(entries).unwrap_or_default();
+    let (old_set, new_set) = match old {
+        Some(o) => {
+            let (mut os, mut ns) = (FieldSet::new(), FieldSet::new());
+            differing_field_sets(defs, root, o, new, &mut os, &mut ns);
+            (os, ns)
+        }
+        None => (FieldSet::new(), field_set(defs, root, new)),
+    };
+    let old_set: FieldSet = old_set.into_iter().filter(|p| keep(p)).collect();
+    let new_set: FieldSet = new_set.into_iter().filter(|p| keep(p)).collect();
+    let taken: FieldSet = new_set.iter().filter(|p| changed(defs, root, old, new, p, &old_set)).cloned().collect();
+    let mut mine = FieldSet::new();
     for e in list.iter_mut() {
+        let before = e.set.len();
         e.set.retain(|p| !taken.contains(p) && (new_set.contains(p) || !old_set.contains(p)));
+        e.dirty |= e.set.len() != before;
         if e.is(m) {
             mine = std::mem::take(&mut e.set);
         }
     }
     mine.extend(taken);
     store_entries(new, list, m, mine);
+}
+
+/// `field_set` of `old` and of `new`, each restricted to the parts where
+/// the two differ: equal subtrees (which have equal field paths) are skipped.
+fn differing_field_sets(defs: &Definitions, schema: &Value, old: &Value, new: &Value, old_out: &mut FieldSet, new_out: &mut FieldSet) {
+    let (Value::Object(o), Value::Object(n)) = (old, new) else {
+        old_out.extend(field_set(defs, schema, old));
+        new_out.extend(field_set(defs, schema, new));
+        return;
+    };
+    let mut path = Vec::new();
+    for k in union_keys(o, n) {
+        if k == "apiVersion" || k == "kind" {
+            continue;
+        }
+        let (ov, nv) = (o.get(k), n.get(k));
+        if ov == nv {
+            continue;
+        }
+        path.push(format!("f:{k}"));
+        if k == "metadata" {
+            let empty = Map::new();
+            let (om, nm) = (map_or(ov, &empty), map_or(nv, &empty));
+            let meta_schema = property(defs, schema, "metadata");
+            for mk in union_keys(om, nm).filter(|mk| !SERVER_META.contains(mk)) {
+                path.push(format!("f:{mk}"));
+                diff_node(defs, property(defs, meta_schema, mk), om.get(mk), nm.get(mk), &mut path, old_out, new_out);
+                path.pop();
+            }
+        } else {
+            diff_node(defs, property(defs, schema, k), ov, nv, &mut path, old_out, new_out);
+        }
+        path.pop();
+    }
+}
+
+fn map_or<'a>(v: Option<&'a Value>, empty: &'a Map<String, Value>) -> &'a Map<String, Value> {
+    v.and_then(Value::as_object).unwrap_or(empty)
+}
+
+/// The keys of `a`, then those only in `b`.
+fn union_keys<'a>(a: &'a Map<String, Value>, b: &'a Map<String, Value>) -> impl Iterator<Item = &'a str> {
+    a.keys().chain(b.keys().filter(|k| !a.contains_key(*k))).map(String::as_str)
+}
+
+/// `collect` of the node at `path` in the old and the new object, skipping
+/// what is equal in both.
+fn diff_node(defs: &Definitions, schema: &Value, old: Option<&Value>, new: Option<&Value>, path: &mut Path, old_out: &mut FieldSet, new_out: &mut FieldSet) {
+    let (old, new) = (old.filter(|v| !v.is_null()), new.filter(|v| !v.is_null()));
+    if old == new {
+        return;
+    }
+    let (Some(o), Some(n)) = (old, new) else {
+        if let Some(o) = old {
+            collect(defs, schema, o, path, old_out);
+        }
+        if let Some(n) = new {
+            collect(defs, schema, n, path, new_out);
+        }
+        return;
+    };
+    match (shape(defs, schema, o), o, n) {
+        (shape @ (Shape::Struct | Shape::Map), Value::Object(om), Value::Object(nm)) => {
+            // The node itself, as `collect` has it: a map always, a struct when empty.
+            let is_map = matches!(shape, Shape::Map);
+            if is_map || om.is_empty() {
+                old_out.insert(path.clone());
+            }
+            if is_map || nm.is_empty() {
+                new_out.insert(path.clone());
+            }
+            for k in union_keys(om, nm) {
+                path.push(format!("f:{k}"));
+                diff_node(defs, property(defs, schema, k), om.get(k), nm.get(k), path, old_out, new_out);
+                path.pop();
+            }
+        }
+        (Shape::Keyed(keys), Value::Array(oa), Value::Array(na)) => {
+            let item = items(defs, schema);
+            let steps = |a: &[Value]| a.iter().map(|e| key_step(e, &keys)).collect::<Vec<String>>();
+            let (os, ns) = (steps(oa), steps(na));
+            let distinct = |s: &[String]| s.iter().collect::<std::collections::HashSet<_>>().len() == s.len();
+            if !distinct(&os) || !distinct(&ns) {
+                // Elements with equal keys: no pairing, take both lists whole.
+                collect(defs, schema, o, path, old_out);
+                collect(defs, schema, n, path, new_out);
+                return;
+            }
+            for (e, step) in na.iter().zip(&ns) {
+                let before = os.iter().position(|s| s == step).map(|i| &oa[i]);
+                if before == Some(e) {
+                    continue;
+                }
+                path.push(step.clone());
+                new_out.insert(path.clone());
+                if before.is_some() {
+                    old_out.insert(path.clone());
+                }
+                let empty = Map::new();
+                let (of, nf) = (map_or(before, &empty), map_or(Some(e), &empty));
+                for k in union_keys(of, nf) {
+                    path.push(format!("f:{k}"));
+                    diff_node(defs, property(defs, item, k), of.get(k), nf.get(k), path, old_out, new_out);
+                    path.pop();
+                }
+                path.pop();
+            }
+            for (e, step) in oa.iter().zip(&os).filter(|(_, s)| !ns.contains(s)) {
+                path.push(step.clone());
+                old_out.insert(path.clone());
+                if let Value::Object(m) = e {
+                    for (k, c) in m {
+                        path.push(format!("f:{k}"));
+                        collect(defs, property(defs, item, k), c, path, old_out);
+                        path.pop();
+                    }
+                }
+                path.pop();
+            }
+        }
+        _ => {
+            collect(defs, schema, o, path, old_out);
+            collect(defs, schema, n, path, new_out);
+        }
+    }
 }
 
 /// Server-side apply of `applied` (the manager's whole intent) to `live`
@@ -438,7 +597,7 @@ pub fn apply(
             .set
             .intersection(&applied_set)
             .filter(|p| match (value_at(applied, p), value_at(live, p)) {
-                (Some(Value::Object(_)), _) | (_, Some(Value::Object(_))) => false,
+                (Some(Value::Object(_)), _) | (_, Some(Value::Object(_))) if !atomic_map_at(defs, root, p) => false,
                 (a, b) => a != b,
             })
             .cloned()
@@ -446,6 +605,7 @@ pub fn apply(
         for p in clash {
             conflicts.push(Conflict { manager: e.get("manager").to_string(), api_version: e.get("apiVersion").to_string(), field: describe(&p) });
             e.set.remove(&p);
+            e.dirty = true;
         }
     }
     if !conflicts.is_empty() && !force {
@@ -591,6 +751,66 @@ mod tests {
         assert_eq!(c["spec"]["replicas"], 1);
         assert_eq!(c["spec"]["template"]["spec"]["containers"][0]["image"], "y");
         assert_eq!(c["metadata"]["managedFields"].as_array().unwrap().len(), 1, "bob owned nothing else: {c:#}");
+    }
+
+    /// The update tracking as first written: whole field sets of both
+    /// objects. `track_update` must reach the same managedFields.
+    fn track_update_by_whole_sets(defs: &Definitions, root: &Value, old: &Value, new: &mut Value, m: &Manager) {
+        let mut list = entries(old);
+        let old_set = field_set(defs, root, old);
+        let new_set = field_set(defs, root, new);
+        let taken: FieldSet = new_set.iter().filter(|p| changed(defs, root, Some(old), new, p, &old_set)).cloned().collect();
+        let mut mine = FieldSet::new();
+        for e in list.iter_mut() {
+            e.set.retain(|p| !taken.contains(p) && (new_set.contains(p) || !old_set.contains(p)));
+            e.dirty = true;
+            if e.is(m) {
+                mine = std::mem::take(&mut e.set);
+            }
+        }
+        mine.extend(taken);
+        store_entries(new, list, m, mine);
+    }
+
+    #[test]
+    fn updates_track_the_same_fields_as_whole_field_sets_would() {
+        let defs = definitions();
+        let root = definitions().get("io.k8s.api.core.v1.Pod").unwrap();
+        let mut pod = json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "p", "labels": {"a": "1"}, "annotations": {"x": "y"}},
+            "spec": {"containers": [{"name": "c", "image": "i", "ports": [{"containerPort": 80}], "env": [{"name": "E", "value": "1"}]}],
+                     "tolerations": [{"key": "k", "operator": "Exists"}], "nodeSelector": {}}});
+        track_update(defs, root, None, &mut pod, &Manager { name: "kubectl", operation: "Update", api_version: "v1", subresource: "", time: "t0" }, all);
+        // Each step edits the object as one manager; both ways must agree.
+        let steps: Vec<(&str, &str, Box<dyn Fn(&mut Value)>)> = vec![
+            ("labeller", "", Box::new(|v| v["metadata"]["labels"]["b"] = json!("2"))),
+            ("labeller", "", Box::new(|v| v["metadata"]["labels"]["a"] = json!("changed"))),
+            ("imager", "", Box::new(|v| v["spec"]["containers"][0]["image"] = json!("j"))),
+            ("porter", "", Box::new(|v| v["spec"]["containers"][0]["ports"].as_array_mut().unwrap().push(json!({"containerPort": 81, "protocol": "UDP"})))),
+            ("adder", "", Box::new(|v| v["spec"]["containers"].as_array_mut().unwrap().push(json!({"name": "side", "image": "s"})))),
+            ("remover", "", Box::new(|v| { v["spec"]["containers"].as_array_mut().unwrap().remove(0); })),
+            ("kubelet", "status", Box::new(|v| v["status"] = json!({"phase": "Running", "conditions": [{"type": "Ready", "status": "True"}, {"type": "Initialized", "status": "True"}]}))),
+            ("kubelet", "status", Box::new(|v| v["status"]["conditions"][0]["status"] = json!("False"))),
+            ("other", "status", Box::new(|v| v["status"]["conditions"].as_array_mut().unwrap().retain(|c| c["type"] != "Initialized"))),
+            ("dup", "", Box::new(|v| v["spec"]["containers"].as_array_mut().unwrap().push(json!({"name": "side", "image": "again"})))),
+            ("nuller", "", Box::new(|v| { v["spec"]["nodeSelector"] = json!({"zone": "a"}); v["metadata"]["annotations"] = Value::Null; })),
+            ("typer", "", Box::new(|v| v["spec"]["tolerations"] = json!([]))),
+            ("nobody", "", Box::new(|_| {})),
+        ];
+        for (name, sub, edit) in steps {
+            let m = Manager { name, operation: "Update", api_version: "v1", subresource: sub, time: "t1" };
+            let mut new = pod.clone();
+            edit(&mut new);
+            let (mut fast, mut whole) = (new.clone(), new);
+            track_update(defs, root, Some(&pod), &mut fast, &m, all);
+            track_update_by_whole_sets(defs, root, &pod, &mut whole, &m);
+            assert_eq!(fast["metadata"]["managedFields"], whole["metadata"]["managedFields"], "after {name}");
+            pod = fast;
+        }
+        let managers: Vec<&str> = pod["metadata"]["managedFields"].as_array().unwrap().iter().map(|e| e["manager"].as_str().unwrap()).collect();
+        assert_eq!(managers, ["kubectl", "labeller", "adder", "kubelet", "nuller", "typer"]);
+        // nodeSelector is an atomic map: changing it takes it whole.
+        let nuller = &pod["metadata"]["managedFields"][4];
+        assert_eq!(nuller["fieldsV1"], json!({"f:spec": {"f:nodeSelector": {}}}), "{nuller:#}");
     }
 
     #[test]
