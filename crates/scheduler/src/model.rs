@@ -5,8 +5,8 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use k8s_openapi::api::core::v1::{Container, Node, NodeSelectorRequirement, NodeSelectorTerm, Pod, PodAffinityTerm, Taint, Toleration};
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, LabelSelectorRequirement};
+use k8s_openapi::api::core::v1::{Container, Node, NodeSelectorRequirement, NodeSelectorTerm, Pod, PodAffinityTerm, PodStatus, Taint, Toleration};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, LabelSelectorRequirement, ObjectMeta};
 
 pub type Labels = BTreeMap<String, String>;
 
@@ -298,6 +298,9 @@ impl PodTerms {
 /// What the scheduler keeps about a pod bound (or assumed bound) to a node.
 #[derive(Debug)]
 pub struct PodFacts {
+    /// The pod's identity (name, namespace, uid) and start time: all that
+    /// preempting it needs. The rest of the pod is not kept (the scheduler
+    /// holds every bound pod, so a whole Pod each would multiply its memory).
     pub pod: Arc<Pod>,
     pub uid: String,
     pub namespace: String,
@@ -310,6 +313,16 @@ pub struct PodFacts {
     pub priority: i32,
     pub terminating: bool,
     pub terms: PodTerms,
+}
+
+/// The part of a bound pod the scheduler keeps (see `PodFacts::pod`).
+fn identity(pod: &Pod) -> Pod {
+    let m = &pod.metadata;
+    Pod {
+        metadata: ObjectMeta { name: m.name.clone(), namespace: m.namespace.clone(), uid: m.uid.clone(), ..Default::default() },
+        spec: None,
+        status: pod.status.as_ref().and_then(|s| s.start_time.clone()).map(|t| PodStatus { start_time: Some(t), ..Default::default() }),
+    }
 }
 
 impl PodFacts {
@@ -325,7 +338,7 @@ impl PodFacts {
             priority: priority(&pod),
             terminating: pod.metadata.deletion_timestamp.is_some(),
             terms: PodTerms::new(&pod),
-            pod,
+            pod: Arc::new(identity(&pod)),
         }
     }
 }
