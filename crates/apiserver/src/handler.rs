@@ -617,6 +617,7 @@ impl Ctx {
             start_after = Some(format!("{prefix}{start}"));
             revision = Some(rv);
         }
+        tracing::debug!(%prefix, limit, cont, at = ?at, filtered = !filter.is_empty(), "list from the store");
         let mut items = Vec::new();
         let mut remaining;
         let mut last_key = None;
@@ -819,14 +820,19 @@ impl Ctx {
             m.remove("namespace");
         }
         let name = m.get("name").and_then(Value::as_str).unwrap_or("").to_string();
-        if name.is_empty()
-            && let Some(prefix) = m.get("generateName").and_then(Value::as_str).filter(|p| !p.is_empty())
-        {
+        let generate = |prefix: &str| {
             let mut generated = prefix.to_string();
             // Upstream truncates the prefix so that prefix + suffix fits 63 characters.
             generated.truncate(58);
             generated.push_str(&random_suffix());
-            m.insert("name".into(), json!(generated));
+            generated
+        };
+        let mut generated_from = None;
+        if name.is_empty()
+            && let Some(prefix) = m.get("generateName").and_then(Value::as_str).filter(|p| !p.is_empty())
+        {
+            generated_from = Some(prefix.to_string());
+            m.insert("name".into(), json!(generate(prefix)));
         }
         if m.get("resourceVersion").and_then(Value::as_str).is_some_and(|r| !r.is_empty()) {
             return Err(ApiError::bad_request("resourceVersion should not be set on objects to be created"));
@@ -866,10 +872,22 @@ impl Ctx {
         if self.dry_run() {
             return self.value_response(StatusCode::CREATED, &obj);
         }
-        let kv = self.inner().store.create(self.key_for(&self.info.namespace, &name), bytes).await.map_err(|e| match e {
-            store::Error::AlreadyExists => ApiError::already_exists(&self.def.group, &self.def.plural, &name),
-            other => store_err(other),
-        })?;
+        let (mut name, mut bytes, mut attempts) = (name, bytes, 1);
+        let kv = loop {
+            match self.inner().store.create(self.key_for(&self.info.namespace, &name), bytes).await {
+                Ok(kv) => break kv,
+                // A generated name that is taken: as upstream, try other
+                // suffixes (8 names in all) before reporting the conflict.
+                Err(store::Error::AlreadyExists) if attempts < 8 && generated_from.is_some() => {
+                    attempts += 1;
+                    name = generate(generated_from.as_deref().unwrap_or_default());
+                    meta_mut(&mut obj).insert("name".into(), json!(name));
+                    bytes = self.encode_stored(&obj)?;
+                }
+                Err(store::Error::AlreadyExists) => return Err(ApiError::already_exists(&self.def.group, &self.def.plural, &name)),
+                Err(other) => return Err(store_err(other)),
+            }
+        };
         meta_mut(&mut obj).insert("resourceVersion".into(), json!(kv.mod_revision.to_string()));
         self.value_response(StatusCode::CREATED, &obj)
     }
