@@ -9,6 +9,7 @@
 //!   removes its references from the dependents, then releases the owner.
 
 use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
 use std::time::Duration;
 
 use futures::StreamExt;
@@ -27,7 +28,8 @@ const ORPHAN: &str = "orphan";
 /// What the graph knows of one object.
 #[derive(Clone)]
 struct Node {
-    ar: ApiResource,
+    /// Shared by every object of the resource.
+    ar: Arc<ApiResource>,
     meta: ObjectMeta,
 }
 
@@ -42,14 +44,14 @@ impl Node {
 
     fn api(&self, client: &Client) -> Api<DynamicObject> {
         match &self.meta.namespace {
-            Some(ns) => Api::namespaced_with(client.clone(), ns, &self.ar),
-            None => Api::all_with(client.clone(), &self.ar),
+            Some(ns) => Api::namespaced_with(client.clone(), ns, &*self.ar),
+            None => Api::all_with(client.clone(), &*self.ar),
         }
     }
 }
 
 enum Change {
-    Applied(ApiResource, ObjectMeta),
+    Applied(Arc<ApiResource>, ObjectMeta),
     Deleted(ObjectMeta),
     /// An owner a dependent names could not be found; verify and act.
     Verify(String),
@@ -71,9 +73,9 @@ pub async fn run(client: Client) {
             if !caps.supports_operation(verbs::WATCH) || !caps.supports_operation(verbs::LIST) || ar.plural == "events" {
                 continue;
             }
-            let (client, tx) = (client.clone(), tx.clone());
+            let (client, tx, ar) = (client.clone(), tx.clone(), Arc::new(ar));
             tokio::spawn(async move {
-                let api: Api<kube::core::PartialObjectMeta<DynamicObject>> = Api::all_with(client, &ar);
+                let api: Api<kube::core::PartialObjectMeta<DynamicObject>> = Api::all_with(client, &*ar);
                 let mut stream = watcher::watcher(api, watcher::Config::default()).boxed();
                 while let Some(ev) = stream.next().await {
                     let change = match ev {

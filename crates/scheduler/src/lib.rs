@@ -267,7 +267,7 @@ fn schedule_one(st: &mut State, pod: Arc<Pod>) -> Outcome {
                     .collect();
                 st.nominated.insert(uid, (node.clone(), prio, pod_requests(&pod, false)));
                 nominate = Some(Some(node.clone()));
-                preemption = Some(Preemption { node, victims: victims.iter().map(|v| v.pod.clone()).collect(), cleared });
+                preemption = Some(Preemption { node, victims: victims.iter().map(|v| Arc::new(v.identity())).collect(), cleared });
             } else if clear && (st.nominated.remove(&uid).is_some() || pod.status.as_ref().and_then(|s| s.nominated_node_name.as_ref()).is_some()) {
                 nominate = Some(None);
             }

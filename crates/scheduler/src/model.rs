@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use k8s_openapi::api::core::v1::{Container, Node, NodeSelectorRequirement, NodeSelectorTerm, Pod, PodAffinityTerm, PodStatus, Taint, Toleration};
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, LabelSelectorRequirement, ObjectMeta};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, LabelSelectorRequirement, ObjectMeta, Time};
 
 pub type Labels = BTreeMap<String, String>;
 
@@ -298,10 +298,11 @@ impl PodTerms {
 /// What the scheduler keeps about a pod bound (or assumed bound) to a node.
 #[derive(Debug)]
 pub struct PodFacts {
-    /// The pod's identity (name, namespace, uid) and start time: all that
-    /// preempting it needs. The rest of the pod is not kept (the scheduler
-    /// holds every bound pod, so a whole Pod each would multiply its memory).
-    pub pod: Arc<Pod>,
+    /// With `uid` and `namespace`, all that preempting the pod needs (see
+    /// `identity`): the scheduler holds every bound pod, so it keeps facts,
+    /// not Pods.
+    pub name: String,
+    pub start_time: Option<Time>,
     pub uid: String,
     pub namespace: String,
     pub node: String,
@@ -313,16 +314,6 @@ pub struct PodFacts {
     pub priority: i32,
     pub terminating: bool,
     pub terms: PodTerms,
-}
-
-/// The part of a bound pod the scheduler keeps (see `PodFacts::pod`).
-fn identity(pod: &Pod) -> Pod {
-    let m = &pod.metadata;
-    Pod {
-        metadata: ObjectMeta { name: m.name.clone(), namespace: m.namespace.clone(), uid: m.uid.clone(), ..Default::default() },
-        spec: None,
-        status: pod.status.as_ref().and_then(|s| s.start_time.clone()).map(|t| PodStatus { start_time: Some(t), ..Default::default() }),
-    }
 }
 
 impl PodFacts {
@@ -338,7 +329,17 @@ impl PodFacts {
             priority: priority(&pod),
             terminating: pod.metadata.deletion_timestamp.is_some(),
             terms: PodTerms::new(&pod),
-            pod: Arc::new(identity(&pod)),
+            name: pod.metadata.name.clone().unwrap_or_default(),
+            start_time: pod.status.as_ref().and_then(|s| s.start_time.clone()),
+        }
+    }
+
+    /// The pod as far as these facts know it: its identity and start time.
+    pub fn identity(&self) -> Pod {
+        Pod {
+            metadata: ObjectMeta { name: Some(self.name.clone()), namespace: Some(self.namespace.clone()), uid: Some(self.uid.clone()), ..Default::default() },
+            spec: None,
+            status: self.start_time.clone().map(|t| PodStatus { start_time: Some(t), ..Default::default() }),
         }
     }
 }

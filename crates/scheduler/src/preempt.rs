@@ -50,7 +50,7 @@ pub fn select_victims(
     fits(&kept, &inter, &spread)?;
     // Most important first (higher priority, then the one running longer),
     // so they are the ones kept when there is room.
-    let started = |p: &PodFacts| p.pod.status.as_ref().and_then(|s| s.start_time.as_ref()).map(|t| t.0);
+    let started = |p: &PodFacts| p.start_time.as_ref().map(|t| t.0);
     potential.sort_by(|a, b| b.priority.cmp(&a.priority).then_with(|| started(a).cmp(&started(b))));
     let mut victims = Vec::new();
     for p in potential {
