@@ -2056,8 +2056,15 @@ impl Filter {
         if only_meta {
             return self.field.matches(|f| Some(if f == "metadata.name" { c.name.clone() } else { c.namespace.clone() }));
         }
-        let mut v = c.value();
-        schema::hooks::stored_to_served(&self.def, &mut v);
+        // Only the parts the selector reads are decoded (resources stored in
+        // another shape than served are converted whole).
+        let v = if schema::hooks::converts(&self.def) {
+            let mut v = c.value();
+            schema::hooks::stored_to_served(&self.def, &mut v);
+            v
+        } else {
+            self.def.selected_parts(&c.bytes, self.field.fields()).unwrap_or(Value::Null)
+        };
         self.field.matches(|f| self.def.field_value(&v, f))
     }
 }

@@ -35,6 +35,12 @@ fn deployments_roll_out_scale_roll_back_and_clean_up() {
     let nodes: std::collections::HashSet<&str> = p.iter().map(|p| p["spec"]["nodeName"].as_str().unwrap()).collect();
     assert_eq!(nodes.len(), 3, "the scheduler spreads the pods: {nodes:?}");
     assert!(p.iter().all(|p| p["status"]["podIP"].is_string()));
+    // Field selectors on the pods' node and phase (and a pod IP) pick them out.
+    let (first, ip) = (p[0]["metadata"]["name"].as_str().unwrap(), p[0]["status"]["podIP"].as_str().unwrap());
+    let on_node = format!("spec.nodeName={},status.phase=Running", p[0]["spec"]["nodeName"].as_str().unwrap());
+    assert_eq!(s.ok(&["get", "pods", "--field-selector", &on_node, "-o", "name"]).trim(), format!("pod/{first}"));
+    assert_eq!(s.ok(&["get", "pods", "--field-selector", &format!("status.podIP={ip}"), "-o", "name"]).trim(), format!("pod/{first}"));
+    assert_eq!(s.ok(&["get", "pods", "--field-selector", "status.phase!=Running", "-o", "name"]), "");
     let out = s.ok(&["rollout", "status", "deployment/web", "--timeout=30s"]);
     assert!(out.contains("successfully rolled out"), "{out}");
 

@@ -598,6 +598,10 @@ mod tests {
         ];
         for (def, obj, field, want) in cases {
             assert_eq!(def.field_value(&obj, field).as_deref(), want, "{} {field}", def.plural);
+            // The same value from only the parts the field reads.
+            let bytes = serde_json::to_vec(&obj).unwrap();
+            let parts = def.selected_parts(&bytes, [field].into_iter()).unwrap();
+            assert_eq!(def.field_value(&parts, field).as_deref(), want, "{} {field} from {parts}", def.plural);
         }
     }
 

@@ -13,6 +13,7 @@ pub mod openapi;
 pub mod printers;
 pub mod protobuf;
 pub mod smp;
+pub mod sparse;
 pub mod typed;
 pub mod validate;
 
@@ -92,6 +93,13 @@ impl ResourceDef {
     /// "pods" for the core group, "deployments.apps" otherwise (used in messages).
     pub fn group_resource(&self) -> String {
         if self.group.is_empty() { self.plural.clone() } else { format!("{}.{}", self.plural, self.group) }
+    }
+
+    /// The parts of a stored object (its JSON) that `field_value` reads for
+    /// these fields, decoded without the rest of the object.
+    pub fn selected_parts<'f>(&self, json: &[u8], fields: impl Iterator<Item = &'f str>) -> Option<Value> {
+        let paths: Vec<&str> = fields.map(|f| selectable_path(&self.group, f).0).collect();
+        sparse::decode_paths(json, &paths)
     }
 
     /// The value of a field-selector field, or None if the field is not
