@@ -129,25 +129,7 @@ const SERVER_META: [&str; 10] = [
 /// The fields of `obj` (whose schema is `schema`) as a set of paths.
 pub fn field_set(defs: &Definitions, schema: &Value, obj: &Value) -> FieldSet {
     let mut out = FieldSet::new();
-    if let Value::Object(m) = obj {
-        for (k, v) in m {
-            if k == "apiVersion" || k == "kind" {
-                continue;
-            }
-            let mut path = vec![format!("f:{k}")];
-            if k == "metadata" {
-                if let Value::Object(meta) = v {
-                    for (mk, mv) in meta.iter().filter(|(mk, _)| !SERVER_META.contains(&mk.as_str())) {
-                        path.push(format!("f:{mk}"));
-                        collect(defs, property(defs, property(defs, schema, "metadata"), mk), mv, &mut path, &mut out);
-                        path.pop();
-                    }
-                }
-                continue;
-            }
-            collect(defs, property(defs, schema, k), v, &mut path, &mut out);
-        }
-    }
+    differing_field_sets(defs, schema, &Value::Object(Map::new()), obj, &mut FieldSet::new(), &mut out);
     out
 }
 
@@ -177,16 +159,7 @@ fn collect(defs: &Definitions, schema: &Value, v: &Value, path: &mut Path, out: 
         (Shape::Keyed(keys), Value::Array(a)) => {
             let item = items(defs, schema);
             for e in a {
-                path.push(key_step(e, &keys));
-                out.insert(path.clone());
-                if let Value::Object(m) = e {
-                    for (k, c) in m {
-                        path.push(format!("f:{k}"));
-                        collect(defs, property(defs, item, k), c, path, out);
-                        path.pop();
-                    }
-                }
-                path.pop();
+                collect_element(defs, item, e, key_step(e, &keys), path, out);
             }
         }
         (Shape::Set, Value::Array(a)) => {
@@ -200,6 +173,21 @@ fn collect(defs: &Definitions, schema: &Value, v: &Value, path: &mut Path, out: 
             out.insert(path.clone());
         }
     }
+}
+
+/// One element of a keyed list (at step `step`, with item schema `item`):
+/// the element itself and its fields.
+fn collect_element(defs: &Definitions, item: &Value, e: &Value, step: String, path: &mut Path, out: &mut FieldSet) {
+    path.push(step);
+    out.insert(path.clone());
+    if let Value::Object(m) = e {
+        for (k, c) in m {
+            path.push(format!("f:{k}"));
+            collect(defs, property(defs, item, k), c, path, out);
+            path.pop();
+        }
+    }
+    path.pop();
 }
 
 /// The value at `path` in `obj`.
@@ -448,12 +436,10 @@ pub fn track_update(defs: &Definitions, root: &Value, old: Option<&Value>, new: 
 
 /// `field_set` of `old` and of `new`, each restricted to the parts where
 /// the two differ: equal subtrees (which have equal field paths) are skipped.
+/// (An object that is not a JSON object has no fields.)
 fn differing_field_sets(defs: &Definitions, schema: &Value, old: &Value, new: &Value, old_out: &mut FieldSet, new_out: &mut FieldSet) {
-    let (Value::Object(o), Value::Object(n)) = (old, new) else {
-        old_out.extend(field_set(defs, schema, old));
-        new_out.extend(field_set(defs, schema, new));
-        return;
-    };
+    let empty = Map::new();
+    let (o, n) = (map_or(Some(old), &empty), map_or(Some(new), &empty));
     let mut path = Vec::new();
     for k in union_keys(o, n) {
         if k == "apiVersion" || k == "kind" {
@@ -465,7 +451,6 @@ fn differing_field_sets(defs: &Definitions, schema: &Value, old: &Value, new: &V
         }
         path.push(format!("f:{k}"));
         if k == "metadata" {
-            let empty = Map::new();
             let (om, nm) = (map_or(ov, &empty), map_or(nv, &empty));
             let meta_schema = property(defs, schema, "metadata");
             for mk in union_keys(om, nm).filter(|mk| !SERVER_META.contains(mk)) {
@@ -552,16 +537,7 @@ fn diff_node(defs: &Definitions, schema: &Value, old: Option<&Value>, new: Optio
                 path.pop();
             }
             for (e, step) in oa.iter().zip(&os).filter(|(_, s)| !ns.contains(s)) {
-                path.push(step.clone());
-                old_out.insert(path.clone());
-                if let Value::Object(m) = e {
-                    for (k, c) in m {
-                        path.push(format!("f:{k}"));
-                        collect(defs, property(defs, item, k), c, path, old_out);
-                        path.pop();
-                    }
-                }
-                path.pop();
+                collect_element(defs, item, e, step.clone(), path, old_out);
             }
         }
         _ => {
