@@ -57,11 +57,7 @@ async fn reconcile(node: Arc<Node>, ctx: Arc<Ctx>) -> Result<Action> {
     let tainted = taints.iter().any(|t| t.key == UNREACHABLE);
     let nodes: Api<Node> = Api::all(ctx.client.clone());
     if stale && !tainted {
-        let mut new_taints: Vec<Taint> = taints.clone();
-        for effect in ["NoSchedule", "NoExecute"] {
-            new_taints.push(Taint { key: UNREACHABLE.into(), effect: effect.into(), time_added: Some(now()), value: None });
-        }
-        nodes.patch(&name, &PatchParams::default(), &Patch::Merge(&json!({"spec": {"taints": new_taints}}))).await?;
+        // As upstream: the conditions go Unknown first, then the taints follow.
         let conds: Vec<serde_json::Value> = node
             .status
             .as_ref()
@@ -81,6 +77,11 @@ async fn reconcile(node: Arc<Node>, ctx: Arc<Ctx>) -> Result<Action> {
             conds
         };
         nodes.patch_status(&name, &PatchParams::default(), &Patch::Strategic(json!({"status": {"conditions": conds}}))).await?;
+        let mut new_taints: Vec<Taint> = taints.clone();
+        for effect in ["NoSchedule", "NoExecute"] {
+            new_taints.push(Taint { key: UNREACHABLE.into(), effect: effect.into(), time_added: Some(now()), value: None });
+        }
+        nodes.patch(&name, &PatchParams::default(), &Patch::Merge(&json!({"spec": {"taints": new_taints}}))).await?;
         evict(&ctx, &name).await?;
     } else if !stale && tainted {
         let kept: Vec<&Taint> = taints.iter().filter(|t| t.key != UNREACHABLE).collect();
