@@ -318,17 +318,20 @@ spec:
         assert_eq!(tunnelled, kubectl == "kubectl", "{kubectl}: {log}");
     }
 
-    // attach: stdin reaches the container's main process, its output comes back.
-    let attached = format!(
-        "apiVersion: v1\nkind: Pod\nmetadata: {{name: attached}}\nspec:\n  restartPolicy: Never\n  containers:\n  - name: main\n    image: {BUSYBOX}\n    stdin: true\n    command: [sh, -c, 'read l; sleep 0.5; echo got $l; read l; sleep 0.5; echo got $l']\n"
-    );
-    // (The pauses: containerd starts copying an attach's stdin before it
+    // attach: stdin reaches the container's main process, its output comes
+    // back. Each kubectl gets a pod of its own: what one attach does to the
+    // container's stdin when it ends cannot touch the other's.
+    // (The pause: containerd starts copying an attach's stdin before it
     // hooks up its stdout, so an answer written at once can be lost.)
-    s.ok_stdin(&["apply", "-f", "-"], &attached);
-    wait_pod(&s, "attached", Duration::from_secs(60), "Running", |v| phase(v) == "Running");
-    // (stdin stays open until the answer is seen: closing it ends an attach.)
     for (kubectl, word) in [("kubectl", "one"), ("/usr/lib/google-cloud-sdk/bin/kubectl.1.28", "two")] {
-        let mut c = s.kubectl_bin_cmd(kubectl, &["attach", "-i", "attached"]);
+        let pod = format!("attached-{word}");
+        let attached = format!(
+            "apiVersion: v1\nkind: Pod\nmetadata: {{name: {pod}}}\nspec:\n  restartPolicy: Never\n  containers:\n  - name: main\n    image: {BUSYBOX}\n    stdin: true\n    command: [sh, -c, 'read l; sleep 0.5; echo got $l']\n"
+        );
+        s.ok_stdin(&["apply", "-f", "-"], &attached);
+        wait_pod(&s, &pod, Duration::from_secs(60), "Running", |v| phase(v) == "Running");
+        // (stdin stays open until the answer is seen: closing it ends an attach.)
+        let mut c = s.kubectl_bin_cmd(kubectl, &["attach", "-i", &pod]);
         let mut child = c.stdin(std::process::Stdio::piped()).stdout(std::process::Stdio::piped()).spawn().unwrap();
         let mut stdin = child.stdin.take().unwrap();
         std::io::Write::write_all(&mut stdin, format!("{word}\n").as_bytes()).unwrap();
@@ -337,8 +340,8 @@ spec:
         assert_eq!(line, format!("got {word}"), "{kubectl}");
         drop(stdin);
         let _ = child.wait();
+        wait_pod(&s, &pod, Duration::from_secs(30), "Succeeded", |v| phase(v) == "Succeeded");
     }
-    wait_pod(&s, "attached", Duration::from_secs(30), "Succeeded", |v| phase(v) == "Succeeded");
 
     // logs -f keeps streaming new lines.
     let mut f = s.spawn_kubectl(&["logs", "-f", "web", "-c", "ticker", "--tail", "1"]);
