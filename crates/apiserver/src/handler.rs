@@ -2023,13 +2023,7 @@ fn decode_continue(token: &str) -> Result<(Revision, String)> {
 
 /// An object read straight from the store, shaped as the cache shapes it.
 fn cached_from_kv(kv: &KeyValue) -> Option<Cached> {
-    let mut v: Value = serde_json::from_slice(&kv.value).ok()?;
-    let m = v.get_mut("metadata")?.as_object_mut()?;
-    m.insert("resourceVersion".into(), json!(kv.mod_revision.to_string()));
-    let name = m.get("name").and_then(Value::as_str).unwrap_or_default().to_string();
-    let namespace = m.get("namespace").and_then(Value::as_str).unwrap_or_default().to_string();
-    let labels = m.get("labels").and_then(Value::as_object).cloned().unwrap_or_default();
-    Some(Cached { key: kv.key.clone(), rev: kv.mod_revision, bytes: Bytes::from(serde_json::to_vec(&v).ok()?), namespace, name, labels })
+    Cached::from_stored(&kv.key, &kv.value, kv.mod_revision)
 }
 
 /// Label and field selectors of a list or watch.
