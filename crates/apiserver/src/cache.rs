@@ -19,9 +19,12 @@ use store::{EventKind, KeyValue, RangeRequest, Revision, Store};
 use tokio::sync::{broadcast, watch};
 
 /// How many recent events each resource keeps for watch resumption.
-const HISTORY: usize = 8192;
-/// How many events a watcher may fall behind before it is closed.
-const FANOUT_BUFFER: usize = 4096;
+const HISTORY: usize = 16384;
+/// How many events a watcher may fall behind before it is closed. The
+/// buffer's slots hold events the history holds anyway, so this costs no
+/// memory while it is below `HISTORY`; and a watcher closed for lagging can
+/// still resume (not relist) while the history reaches back to it.
+const FANOUT_BUFFER: usize = 8192;
 
 /// One object at one revision, as served.
 #[derive(Debug)]

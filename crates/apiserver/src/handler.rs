@@ -618,12 +618,16 @@ impl Ctx {
             revision = Some(rv);
         }
         tracing::debug!(%prefix, limit, cont, at = ?at, filtered = !filter.is_empty(), "list from the store");
+        let _permit = self.inner().store_lists.acquire().await.map_err(|_| ApiError::internal("the server is shutting down"))?;
+        // The store is read a bounded number of objects at a time, at one
+        // revision, so a selective list holds only what it matches.
+        const CHUNK: usize = 1000;
         let mut items = Vec::new();
         let mut remaining;
         let mut last_key = None;
         let mut read_rev;
         loop {
-            let want = if limit == 0 { 0 } else { limit - items.len() };
+            let want = if limit == 0 { CHUNK } else { (limit - items.len()).min(CHUNK) };
             let page = self
                 .inner()
                 .store
@@ -649,7 +653,7 @@ impl Ctx {
                 last_key = Some(kv.key.clone());
                 start_after = last_key.clone();
             }
-            if page.remaining == 0 || page.kvs.is_empty() || limit == 0 || items.len() >= limit {
+            if page.remaining == 0 || page.kvs.is_empty() || (limit > 0 && items.len() >= limit) {
                 break;
             }
         }
@@ -767,6 +771,7 @@ impl Ctx {
             headers_sent: false,
             last: sub.rev,
             tx,
+            who: format!("{} ({})", self.user.name, self.user_agent),
         };
         tokio::spawn(w.run(sub, cache, send_initial == Some(true), bookmarks, timeout));
         Ok(resp)
@@ -2163,6 +2168,8 @@ struct Watcher {
     /// Revision of the newest event sent.
     last: Revision,
     tx: mpsc::Sender<Bytes>,
+    /// Who watches (user and agent), for the log.
+    who: String,
 }
 
 impl Watcher {
@@ -2198,7 +2205,12 @@ impl Watcher {
                     Ok(ev) => if !self.event(&ev).await { return },
                     // Fell behind the bounded buffer, or the cache went away: end
                     // the watch; the client resumes or relists.
-                    Err(_) => return,
+                    Err(e) => {
+                        if let broadcast::error::RecvError::Lagged(n) = e {
+                            tracing::info!(resource = %self.def.plural, missed = n, who = %self.who, "closing a watch that fell behind");
+                        }
+                        return;
+                    }
                 },
                 _ = &mut deadline => return,
                 _ = tick.tick(), if bookmarks => {

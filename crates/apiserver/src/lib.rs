@@ -74,6 +74,11 @@ pub struct Inner {
     pub tokens: RwLock<HashMap<String, User>>,
     /// Signs and checks service account tokens (TokenRequest).
     pub signer: RwLock<Arc<tokens::Signer>>,
+    /// Lists served from the store rather than the cache (paged lists whose
+    /// snapshot the cache no longer holds, consistent lists while the cache
+    /// lags) scan the store and decode every object in range; only this many
+    /// run at once, so a burst of them cannot take the server's memory.
+    pub store_lists: tokio::sync::Semaphore,
 }
 
 /// The API server as a tower service. Cheap to clone.
@@ -97,6 +102,7 @@ impl ApiServer {
             tokens: RwLock::new(HashMap::new()),
             // A key for this run; `set_service_account_key` keeps tokens valid across restarts.
             signer: RwLock::new(Arc::new(tokens::Signer::new(&tokens::generate_key())?)),
+            store_lists: tokio::sync::Semaphore::new(2),
         }));
         for ns in ["default", "kube-system", "kube-public", "kube-node-lease"] {
             handler::ensure_namespace(&srv.0, ns).await?;

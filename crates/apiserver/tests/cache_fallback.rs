@@ -116,3 +116,30 @@ async fn consistent_reads_fall_back_to_the_store_when_the_cache_lags() {
     let (code, list) = call(&srv, "GET", &format!("/api/v1/namespaces/default/configmaps?resourceVersion={rv}"), None).await;
     assert_eq!((code, list["items"].as_array().map(Vec::len)), (200, Some(2)));
 }
+
+#[tokio::test]
+async fn a_store_list_reads_in_chunks_and_keeps_every_match() {
+    let dir = tempfile::tempdir().unwrap();
+    let inner = store::embedded::Embedded::open(&dir.path().join("state.redb")).unwrap();
+    let (held, _) = tokio::sync::watch::channel(false);
+    let st = Arc::new(Held { inner: inner as Arc<dyn Store>, held });
+    let srv = ApiServer::new(st.clone() as Arc<dyn Store>, "127.0.0.1:1".into()).await.unwrap();
+    let cm = |name: String, pick: bool| {
+        json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": name, "labels": {"pick": pick.to_string()}}, "data": {"k": "v"}})
+    };
+    // More objects than the store is read at a time (1,000).
+    for i in 0..2100 {
+        let (code, _) = call(&srv, "POST", "/api/v1/namespaces/default/configmaps", Some(cm(format!("cm-{i:04}"), i % 700 == 0))).await;
+        assert_eq!(code, 201);
+    }
+    st.held.send_replace(true);
+    assert_eq!(call(&srv, "POST", "/api/v1/namespaces/default/configmaps", Some(cm("late".into(), true))).await.0, 201);
+    let names = |list: &Value| list["items"].as_array().unwrap().iter().map(|i| i["metadata"]["name"].as_str().unwrap().to_string()).collect::<Vec<_>>();
+    let (code, picked) = call(&srv, "GET", "/api/v1/namespaces/default/configmaps?labelSelector=pick%3Dtrue", None).await;
+    assert_eq!(code, 200, "{picked}");
+    assert_eq!(names(&picked), ["cm-0000", "cm-0700", "cm-1400", "late"]);
+    let (code, all) = call(&srv, "GET", "/api/v1/namespaces/default/configmaps", None).await;
+    assert_eq!((code, all["items"].as_array().unwrap().len()), (200, 2101));
+    assert!(all["metadata"].get("continue").is_none(), "{}", all["metadata"]);
+    st.held.send_replace(false);
+}

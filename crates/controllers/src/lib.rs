@@ -58,7 +58,7 @@ pub async fn run(client: Client, root_ca: String) {
         cronjob::run(client.clone()),
         daemonset::run(client.clone(), pods.subscribe()),
         statefulset::run(client.clone(), pods.subscribe()),
-        nodelifecycle::run(client.clone()),
+        nodelifecycle::run(client.clone(), pods.subscribe()),
         podgc::run(client.clone(), pods.subscribe()),
         disruption::run(client.clone(), pods.subscribe()),
         resourcequota::run(client.clone(), pods.subscribe()),

@@ -4,42 +4,80 @@
 //! (`Ready=Unknown`, `NodeStatusUnknown`) and tainted
 //! `node.kubernetes.io/unreachable` (NoSchedule and NoExecute); its pods
 //! that do not tolerate NoExecute are evicted. A renewed lease lifts both.
+//!
+//! The pods of a node come from the shared pod informer, indexed by node
+//! here: when thousands of nodes go silent at once (the server stalled, not
+//! the nodes), a list per node would each have scanned every pod.
 
-use std::sync::Arc;
+use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use futures::StreamExt;
 use k8s_openapi::api::coordination::v1::Lease;
 use k8s_openapi::api::core::v1::{Node, Pod, Taint};
 use k8s_openapi::jiff::Timestamp;
-use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams};
+use kube::api::{Api, DeleteParams, Patch, PatchParams};
 use kube::runtime::controller::{Action, Controller};
-use kube::runtime::reflector::ObjectRef;
-use kube::runtime::watcher;
+use kube::runtime::reflector::{self, ObjectRef, Store};
+use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Client, ResourceExt};
 use serde_json::json;
 
+use crate::informer::Subscription;
 use crate::{Result, now};
 
 const GRACE: Duration = Duration::from_secs(40);
+const LEASES: &str = "kube-node-lease";
 const UNREACHABLE: &str = "node.kubernetes.io/unreachable";
 
 struct Ctx {
     client: Client,
+    pods: Store<Pod>,
+    leases: Store<Lease>,
+    by_node: Arc<Mutex<HashMap<String, HashSet<ObjectRef<Pod>>>>>,
 }
 
-pub async fn run(client: Client) {
+pub async fn run(client: Client, pods: Subscription) {
+    let store = pods.store.clone();
+    let by_node: Arc<Mutex<HashMap<String, HashSet<ObjectRef<Pod>>>>> = Default::default();
+    let index = by_node.clone();
+    tokio::spawn(pods.into_changes().for_each(move |c| {
+        // A pod's node never changes once set, so a pod is only ever added
+        // to one node's set, and leaves it when deleted.
+        if let Some(node) = c.pod.spec.as_ref().and_then(|s| s.node_name.as_deref()).filter(|n| !n.is_empty()) {
+            let r = ObjectRef::new(&c.pod.name_any()).within(&c.pod.namespace().unwrap_or_default());
+            let mut index = index.lock().unwrap();
+            if c.deleted {
+                if let Some(set) = index.get_mut(node) {
+                    set.remove(&r);
+                    if set.is_empty() {
+                        index.remove(node);
+                    }
+                }
+            } else {
+                index.entry(node.to_string()).or_default().insert(r);
+            }
+        }
+        async {}
+    }));
     let nodes: Api<Node> = Api::all(client.clone());
-    let leases: Api<Lease> = Api::namespaced(client.clone(), "kube-node-lease");
+    // Leases are read from a reflector: every renewal triggers a look, and
+    // thousands of nodes renew every 10 s.
+    let (leases, writer) = reflector::store();
+    let renewals = watcher(Api::<Lease>::namespaced(client.clone(), LEASES), watcher::Config::default())
+        .default_backoff()
+        .reflect(writer)
+        .touched_objects();
     Controller::new(nodes, watcher::Config::default())
-        .watches(leases, watcher::Config::default(), |l| Some(ObjectRef::new(&l.name_any())))
+        .watches_stream(renewals, |l| Some(ObjectRef::new(&l.name_any())))
         .run(
             reconcile,
             |_, e, _| {
                 tracing::warn!("node lifecycle: {e}");
                 Action::requeue(Duration::from_secs(5))
             },
-            Arc::new(Ctx { client }),
+            Arc::new(Ctx { client, pods: store, leases, by_node }),
         )
         .for_each(|_| async {})
         .await;
@@ -47,8 +85,10 @@ pub async fn run(client: Client) {
 
 async fn reconcile(node: Arc<Node>, ctx: Arc<Ctx>) -> Result<Action> {
     let name = node.name_any();
-    let leases: Api<Lease> = Api::namespaced(ctx.client.clone(), "kube-node-lease");
-    let renewed = leases.get_opt(&name).await?.and_then(|l| l.spec?.renew_time).map(|t| t.0);
+    // Until the leases are listed, every node would look silent.
+    ctx.leases.wait_until_ready().await.map_err(|e| crate::Error::Other(e.to_string()))?;
+    let lease = ctx.leases.get(&ObjectRef::new(&name).within(LEASES));
+    let renewed = lease.and_then(|l| l.spec.as_ref()?.renew_time.clone()).map(|t| t.0);
     // A node is heard from through its lease, or else its own Ready heartbeat.
     let heartbeat = renewed.or_else(|| node.metadata.creation_timestamp.as_ref().map(|t| t.0)).unwrap_or_else(Timestamp::now);
     let silent = Timestamp::now().duration_since(heartbeat).as_secs() as u64;
@@ -82,8 +122,11 @@ async fn reconcile(node: Arc<Node>, ctx: Arc<Ctx>) -> Result<Action> {
             new_taints.push(Taint { key: UNREACHABLE.into(), effect: effect.into(), time_added: Some(now()), value: None });
         }
         nodes.patch(&name, &PatchParams::default(), &Patch::Merge(&json!({"spec": {"taints": new_taints}}))).await?;
+    }
+    if stale {
+        // Again at each look, for pods the index had not seen yet.
         evict(&ctx, &name).await?;
-    } else if !stale && tainted {
+    } else if tainted {
         let kept: Vec<&Taint> = taints.iter().filter(|t| t.key != UNREACHABLE).collect();
         nodes.patch(&name, &PatchParams::default(), &Patch::Merge(&json!({"spec": {"taints": kept}}))).await?;
     }
@@ -94,8 +137,8 @@ async fn reconcile(node: Arc<Node>, ctx: Arc<Ctx>) -> Result<Action> {
 
 /// Deletes the node's pods that do not tolerate the unreachable NoExecute taint.
 async fn evict(ctx: &Ctx, node: &str) -> Result<()> {
-    let pods: Api<Pod> = Api::all(ctx.client.clone());
-    for p in pods.list(&ListParams::default().fields(&format!("spec.nodeName={node}"))).await? {
+    let refs: Vec<ObjectRef<Pod>> = ctx.by_node.lock().unwrap().get(node).map(|s| s.iter().cloned().collect()).unwrap_or_default();
+    for p in refs.iter().filter_map(|r| ctx.pods.get(r)) {
         let tolerated = p.spec.as_ref().and_then(|s| s.tolerations.as_ref()).is_some_and(|ts| {
             ts.iter().any(|t| {
                 (t.key.as_deref() == Some(UNREACHABLE) || (t.key.is_none() && t.operator.as_deref() == Some("Exists")))
@@ -103,7 +146,7 @@ async fn evict(ctx: &Ctx, node: &str) -> Result<()> {
                     && t.toleration_seconds.is_none()
             })
         });
-        if !tolerated {
+        if !tolerated && p.metadata.deletion_timestamp.is_none() {
             let api: Api<Pod> = Api::namespaced(ctx.client.clone(), &p.namespace().unwrap_or_default());
             let _ = api.delete(&p.name_any(), &DeleteParams::background()).await;
         }

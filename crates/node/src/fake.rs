@@ -183,37 +183,64 @@ fn internal_ip(n: &Node) -> Option<String> {
 }
 
 /// Renews the Lease of every node `names` gives, every 10 s, as the kubelet does.
+/// The renewals of one round are spread over its 10 s, a few at a time, as
+/// independent kubelets would send them: thousands of simulated nodes renewed
+/// one after another took longer than the 40 s a lease lasts once the server
+/// was busy, and every node then went NotReady at once.
 pub(crate) async fn lease_loop(client: Client, manager: &'static str, names: impl Fn() -> Vec<String>) {
+    const ROUND: Duration = Duration::from_secs(10);
+    let inflight = Arc::new(tokio::sync::Semaphore::new(16));
     loop {
-        renew_leases(&client, &names(), manager).await;
-        tokio::time::sleep(Duration::from_secs(10)).await;
+        let start = tokio::time::Instant::now();
+        let names = names();
+        let step = ROUND / names.len().max(1) as u32;
+        for (i, name) in names.into_iter().enumerate() {
+            tokio::time::sleep_until(start + step * i as u32).await;
+            let Ok(permit) = inflight.clone().acquire_owned().await else { return };
+            let client = client.clone();
+            tokio::spawn(async move {
+                renew_leases(&client, &[name], manager).await;
+                drop(permit);
+            });
+        }
+        tokio::time::sleep_until(start + ROUND).await;
     }
 }
 
-/// Renews the Lease of each named node once.
+/// Renews the Lease of each named node once: its renew time is patched, and
+/// a lease that does not exist yet is created by server-side apply.
 pub(crate) async fn renew_leases(client: &Client, names: &[String], manager: &'static str) {
     let leases: Api<Lease> = Api::namespaced(client.clone(), "kube-node-lease");
-    {
-        for name in names {
-            let spec = LeaseSpec {
-                holder_identity: Some(name.clone()),
-                lease_duration_seconds: Some(40),
-                renew_time: Some(MicroTime(k8s_openapi::jiff::Timestamp::now())),
-                ..Default::default()
-            };
-            let lease = Lease { metadata: ObjectMeta { name: Some(name.clone()), ..Default::default() }, spec: Some(spec) };
-            let pp = PatchParams::apply(manager).force();
-            let mut body = serde_json::to_value(&lease).unwrap_or_default();
-            body["apiVersion"] = json!("coordination.k8s.io/v1");
-            body["kind"] = json!("Lease");
-            if let Err(e) = leases.patch(name, &pp, &Patch::Apply(body)).await {
-                tracing::debug!(node = %name, "renewing a node's lease: {e}");
+    for name in names {
+        let spec = LeaseSpec {
+            holder_identity: Some(name.clone()),
+            lease_duration_seconds: Some(40),
+            renew_time: Some(MicroTime(k8s_openapi::jiff::Timestamp::now())),
+            ..Default::default()
+        };
+        let pp = PatchParams { field_manager: Some(manager.into()), ..Default::default() };
+        let renewed = match leases.patch(name, &pp, &Patch::Merge(json!({"spec": spec}))).await {
+            Err(kube::Error::Api(e)) if e.code == 404 => {
+                let lease = Lease { metadata: ObjectMeta { name: Some(name.clone()), ..Default::default() }, spec: Some(spec) };
+                let mut body = serde_json::to_value(&lease).unwrap_or_default();
+                body["apiVersion"] = json!("coordination.k8s.io/v1");
+                body["kind"] = json!("Lease");
+                leases.patch(name, &PatchParams::apply(manager).force(), &Patch::Apply(body)).await
             }
+            r => r,
+        };
+        if let Err(e) = renewed {
+            tracing::debug!(node = %name, "renewing a node's lease: {e}");
         }
     }
 }
 
 /// Moves pods bound to a fake node to Running, ready, with an IP.
+///
+/// The watch is never held up by the status writes: they queue in their own
+/// tasks (a bounded number at a time), each keeping only what it writes. A
+/// watch loop that waited for its writes fell behind the server's buffer
+/// under load, was closed and relisted every pod, over and over.
 async fn pods(client: Client, known: Known) {
     let api: Api<Pod> = Api::all(client.clone());
     let mut next_ip = 0usize;
@@ -235,60 +262,74 @@ async fn pods(client: Client, known: Known) {
         }
         next_ip += 1;
         let ip = address(3, next_ip);
-        let t = now();
-        let containers = container_statuses(&pod, true, json!({"running": {"startedAt": t}}));
-        let cond = |type_: &str| json!({"type": type_, "status": "True", "lastTransitionTime": t, "lastProbeTime": null});
-        let status = json!({"status": {
-            "phase": "Running",
-            "conditions": [cond("PodReadyToStartContainers"), cond("Initialized"), cond("Ready"), cond("ContainersReady"), cond("PodScheduled")],
-            "hostIP": host_ip, "hostIPs": [{"ip": host_ip}],
-            "podIP": ip, "podIPs": [{"ip": ip}],
-            "startTime": t,
-            "containerStatuses": containers,
-        }});
-        // Status writes go out concurrently, a bounded number at a time.
-        let permit = inflight.clone().acquire_owned().await;
-        let pods: Api<Pod> = Api::namespaced(client.clone(), &pod.namespace().unwrap_or_default());
         // Pods that do not restart forever (Jobs) run for a while, then exit:
         // `rkube.io/fake-run-seconds` (default 1) and `rkube.io/fake-exit-code` (default 0).
         let restarts = pod.spec.as_ref().and_then(|s| s.restart_policy.as_deref()).unwrap_or("Always") == "Always";
         let ann = pod.annotations();
         let run_for = ann.get("rkube.io/fake-run-seconds").and_then(|s| s.parse::<f64>().ok()).unwrap_or(1.0);
         let exit_code: i32 = ann.get("rkube.io/fake-exit-code").and_then(|s| s.parse().ok()).unwrap_or(0);
+        let run = FakeRun {
+            name: pod.name_any(),
+            uid: pod.uid().unwrap_or_default(),
+            containers: pod.spec.iter().flat_map(|s| s.containers.iter()).map(|c| (c.name.clone(), c.image.clone().unwrap_or_default())).collect(),
+        };
+        let pods: Api<Pod> = Api::namespaced(client.clone(), &pod.namespace().unwrap_or_default());
+        let inflight = inflight.clone();
         tokio::spawn(async move {
-            let _permit = permit;
-            let name = pod.name_any();
-            if let Err(e) = pods.patch_status(&name, &PatchParams::default(), &Patch::Merge(&status)).await {
-                tracing::debug!(pod = %name, "starting a fake pod: {e}");
+            let Ok(permit) = inflight.clone().acquire_owned().await else { return };
+            let t = now();
+            let cond = |type_: &str| json!({"type": type_, "status": "True", "lastTransitionTime": t, "lastProbeTime": null});
+            let status = json!({"status": {
+                "phase": "Running",
+                "conditions": [cond("PodReadyToStartContainers"), cond("Initialized"), cond("Ready"), cond("ContainersReady"), cond("PodScheduled")],
+                "hostIP": host_ip, "hostIPs": [{"ip": host_ip}],
+                "podIP": ip, "podIPs": [{"ip": ip}],
+                "startTime": t,
+                "containerStatuses": run.statuses(true, json!({"running": {"startedAt": t}})),
+            }});
+            let started = pods.patch_status(&run.name, &PatchParams::default(), &Patch::Merge(&status)).await;
+            drop(permit);
+            if let Err(e) = started {
+                tracing::debug!(pod = %run.name, "starting a fake pod: {e}");
                 return;
             }
             if restarts {
                 return;
             }
             tokio::time::sleep(Duration::from_secs_f64(run_for.max(0.0))).await;
+            let Ok(_permit) = inflight.acquire_owned().await else { return };
             let t = now();
             let (phase, reason) = if exit_code == 0 { ("Succeeded", "Completed") } else { ("Failed", "Error") };
-            let containers =
-                container_statuses(&pod, false, json!({"terminated": {"exitCode": exit_code, "reason": reason, "startedAt": t, "finishedAt": t}}));
+            let containers = run.statuses(false, json!({"terminated": {"exitCode": exit_code, "reason": reason, "startedAt": t, "finishedAt": t}}));
             let cond = |type_: &str, status: &str| json!({"type": type_, "status": status, "lastTransitionTime": t, "lastProbeTime": null});
             let done = json!({"status": {"phase": phase, "containerStatuses": containers,
                 "conditions": [cond("PodReadyToStartContainers", "False"), cond("Initialized", "True"), cond("Ready", "False"), cond("ContainersReady", "False"), cond("PodScheduled", "True")]}});
-            if let Err(e) = pods.patch_status(&name, &PatchParams::default(), &Patch::Merge(&done)).await {
-                tracing::debug!(pod = %name, "finishing a fake pod: {e}");
+            if let Err(e) = pods.patch_status(&run.name, &PatchParams::default(), &Patch::Merge(&done)).await {
+                tracing::debug!(pod = %run.name, "finishing a fake pod: {e}");
             }
         });
     }
 }
 
-/// Every container of the pod in `state`, ready (and started) or not.
-fn container_statuses(pod: &Pod, ready: bool, state: serde_json::Value) -> Vec<serde_json::Value> {
-    pod.spec
-        .iter()
-        .flat_map(|s| s.containers.iter())
-        .map(|c| {
-            json!({"name": c.name, "image": c.image, "imageID": format!("fake://{}", c.image.clone().unwrap_or_default()),
-                   "containerID": format!("fake://{}-{}", pod.uid().unwrap_or_default(), c.name),
-                   "ready": ready, "started": ready, "restartCount": 0, "state": state})
-        })
-        .collect()
+/// What a fake pod's status writes need of it.
+struct FakeRun {
+    name: String,
+    uid: String,
+    /// Name and image of each container.
+    containers: Vec<(String, String)>,
 }
+
+impl FakeRun {
+    /// Every container in `state`, ready (and started) or not.
+    fn statuses(&self, ready: bool, state: serde_json::Value) -> Vec<serde_json::Value> {
+        self.containers
+            .iter()
+            .map(|(name, image)| {
+                json!({"name": name, "image": image, "imageID": format!("fake://{image}"),
+                       "containerID": format!("fake://{}-{name}", self.uid),
+                       "ready": ready, "started": ready, "restartCount": 0, "state": state})
+            })
+            .collect()
+    }
+}
+
