@@ -81,6 +81,47 @@ struct State {
 pub struct ResourceCache {
     state: RwLock<State>,
     tx: broadcast::Sender<Arc<CacheEvent>>,
+    /// The snapshots of recent paged lists, oldest first.
+    snapshots: Mutex<VecDeque<Snapshot>>,
+}
+
+/// The objects under one prefix at one revision, in key order.
+struct Snapshot {
+    rev: Revision,
+    prefix: String,
+    taken: std::time::Instant,
+    objects: Vec<Arc<Cached>>,
+}
+
+/// How many list snapshots a resource keeps, and for how long. A snapshot
+/// is a reference per object, but it keeps alive the versions it holds
+/// while the resource changes; past these, pages come from the store.
+const SNAPSHOTS: usize = 4;
+const SNAPSHOT_TTL: Duration = Duration::from_secs(60);
+
+/// Up to `limit` (0 = all) objects `keep` accepts, whether another follows,
+/// and how many objects (accepted or not) follow the page.
+fn page_of<'a>(mut iter: impl Iterator<Item = &'a Arc<Cached>>, limit: usize, keep: impl Fn(&Cached) -> bool) -> (Vec<Arc<Cached>>, bool, usize) {
+    let mut items = Vec::new();
+    for o in iter.by_ref() {
+        if keep(o) {
+            items.push(o.clone());
+            if limit > 0 && items.len() == limit {
+                break;
+            }
+        }
+    }
+    // "More" means another matching object exists; the count is of every
+    // object left, as upstream's remainingItemCount (only given unfiltered).
+    let mut remaining = 0;
+    let mut more = false;
+    for o in iter {
+        remaining += 1;
+        if !more && keep(o) {
+            more = true;
+        }
+    }
+    (items, more, remaining)
 }
 
 /// What a watcher starts from: the initial objects or the replayed events,
@@ -95,7 +136,11 @@ pub struct Subscription {
 impl ResourceCache {
     fn new(floor: Revision) -> Self {
         let (tx, _) = broadcast::channel(FANOUT_BUFFER);
-        ResourceCache { state: RwLock::new(State { objects: BTreeMap::new(), history: VecDeque::new(), floor, last: floor }), tx }
+        ResourceCache {
+            state: RwLock::new(State { objects: BTreeMap::new(), history: VecDeque::new(), floor, last: floor }),
+            tx,
+            snapshots: Mutex::new(VecDeque::new()),
+        }
     }
 
     /// The objects under `prefix` (a key prefix inside this resource), and the
@@ -108,9 +153,16 @@ impl ResourceCache {
 
     /// One page of the objects under `prefix` after `start_after`, as of the
     /// snapshot at revision `at` (None: now). None when the cache no longer
-    /// holds that snapshot (the resource changed since). Returns the matching
-    /// items (at most `limit`, 0 = all), the snapshot revision, whether more
-    /// follow, and how many objects (matching or not) follow the page.
+    /// holds that snapshot (the resource changed since and the list's
+    /// snapshot was not kept). Returns the matching items (at most `limit`,
+    /// 0 = all), the snapshot revision, whether more follow, and how many
+    /// objects (matching or not) follow the page.
+    ///
+    /// The first page of a list that has more keeps the list's objects as a
+    /// snapshot (references, in key order) for a while, so its next pages
+    /// come from memory even when the resource changes meanwhile, as
+    /// upstream's cache snapshots: a relist of many pods used to read every
+    /// page after the first from the store.
     pub fn page(
         &self,
         prefix: &str,
@@ -123,7 +175,15 @@ impl ResourceCache {
         use std::ops::Bound;
         let st = self.state.read().unwrap();
         let rev = match at {
-            Some(at) if st.last > at || at > global.max(st.last) => return None,
+            Some(at) if at > global.max(st.last) => return None,
+            Some(at) if st.last > at => {
+                drop(st);
+                let snaps = self.snapshots.lock().unwrap();
+                let snap = snaps.iter().find(|s| s.rev == at && s.prefix == prefix)?;
+                let from = start_after.map_or(0, |k| snap.objects.partition_point(|o| o.key.as_str() <= k));
+                let (items, more, remaining) = page_of(snap.objects[from..].iter(), limit, keep);
+                return Some((items, at, more, remaining));
+            }
             Some(at) => at,
             None => global.max(st.last),
         };
@@ -131,26 +191,18 @@ impl ResourceCache {
             Some(k) => Bound::Excluded(k.to_string()),
             None => Bound::Included(prefix.to_string()),
         };
-        let mut iter = st.objects.range((lower, Bound::Unbounded)).take_while(|(k, _)| k.starts_with(prefix));
-        let mut items = Vec::new();
-        for (_, o) in iter.by_ref() {
-            if keep(o) {
-                items.push(o.clone());
-                if limit > 0 && items.len() == limit {
-                    break;
-                }
+        let in_range = st.objects.range((lower, Bound::Unbounded)).take_while(|(k, _)| k.starts_with(prefix)).map(|(_, o)| o);
+        let (items, more, remaining) = page_of(in_range, limit, keep);
+        if more && at.is_none() {
+            let objects = st.objects.range(prefix.to_string()..).take_while(|(k, _)| k.starts_with(prefix)).map(|(_, o)| o.clone()).collect();
+            drop(st);
+            let mut snaps = self.snapshots.lock().unwrap();
+            let now = std::time::Instant::now();
+            snaps.retain(|s| now.duration_since(s.taken) < SNAPSHOT_TTL && !(s.rev == rev && s.prefix == prefix));
+            if snaps.len() >= SNAPSHOTS {
+                snaps.pop_front();
             }
-        }
-        let mut rest = iter.map(|(_, o)| o);
-        // "More" means another matching object exists; the count is of every
-        // object left, as upstream's remainingItemCount (only given unfiltered).
-        let mut remaining = 0;
-        let mut more = false;
-        for o in rest.by_ref() {
-            remaining += 1;
-            if !more && keep(o) {
-                more = true;
-            }
+            snaps.push_back(Snapshot { rev, prefix: prefix.to_string(), taken: now, objects });
         }
         Some((items, rev, more, remaining))
     }

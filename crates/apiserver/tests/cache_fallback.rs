@@ -143,3 +143,34 @@ async fn a_store_list_reads_in_chunks_and_keeps_every_match() {
     assert!(all["metadata"].get("continue").is_none(), "{}", all["metadata"]);
     st.held.send_replace(false);
 }
+
+#[tokio::test]
+async fn the_next_pages_of_a_list_come_from_its_snapshot_after_changes() {
+    let dir = tempfile::tempdir().unwrap();
+    let st = store::embedded::Embedded::open(&dir.path().join("state.redb")).unwrap() as Arc<dyn Store>;
+    let srv = ApiServer::new(st.clone(), "127.0.0.1:1".into()).await.unwrap();
+    let cm = |name: &str, v: &str| json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": name}, "data": {"k": v}});
+    for name in ["a", "b", "c", "d", "e"] {
+        assert_eq!(call(&srv, "POST", "/api/v1/namespaces/default/configmaps", Some(cm(name, "old"))).await.0, 201);
+    }
+    let (code, first) = call(&srv, "GET", "/api/v1/namespaces/default/configmaps?limit=2", None).await;
+    assert_eq!(code, 200, "{first}");
+    let token = first["metadata"]["continue"].as_str().unwrap().to_string();
+    // The resource changes, and the store forgets the list's revision: only
+    // the kept snapshot can still answer the next pages.
+    assert_eq!(call(&srv, "PUT", "/api/v1/namespaces/default/configmaps/d", Some(cm("d", "new"))).await.0, 200);
+    assert_eq!(call(&srv, "POST", "/api/v1/namespaces/default/configmaps", Some(cm("f", "new"))).await.0, 201);
+    st.compact(st.current_revision().await.unwrap()).await.unwrap();
+    let mut seen = vec![];
+    let mut token = Some(token);
+    while let Some(t) = token {
+        let (code, page) = call(&srv, "GET", &format!("/api/v1/namespaces/default/configmaps?limit=2&continue={t}"), None).await;
+        assert_eq!(code, 200, "{page}");
+        assert_eq!(page["metadata"]["resourceVersion"], first["metadata"]["resourceVersion"]);
+        for i in page["items"].as_array().unwrap() {
+            seen.push(format!("{}={}", i["metadata"]["name"].as_str().unwrap(), i["data"]["k"].as_str().unwrap()));
+        }
+        token = page["metadata"]["continue"].as_str().map(str::to_string);
+    }
+    assert_eq!(seen, ["c=old", "d=old", "e=old"]);
+}

@@ -183,13 +183,14 @@ fn internal_ip(n: &Node) -> Option<String> {
 }
 
 /// Renews the Lease of every node `names` gives, every 10 s, as the kubelet does.
-/// The renewals of one round are spread over its 10 s, a few at a time, as
-/// independent kubelets would send them: thousands of simulated nodes renewed
-/// one after another took longer than the 40 s a lease lasts once the server
-/// was busy, and every node then went NotReady at once.
+/// The renewals of one round are spread over its 10 s, each on its own, as
+/// independent kubelets send them: thousands of simulated nodes renewed one
+/// (or a few) at a time took longer than the 40 s a lease lasts once the
+/// server was busy, and every node then went NotReady at once. The bound on
+/// renewals in flight is only a safety net.
 pub(crate) async fn lease_loop(client: Client, manager: &'static str, names: impl Fn() -> Vec<String>) {
     const ROUND: Duration = Duration::from_secs(10);
-    let inflight = Arc::new(tokio::sync::Semaphore::new(16));
+    let inflight = Arc::new(tokio::sync::Semaphore::new(1024));
     loop {
         let start = tokio::time::Instant::now();
         let names = names();

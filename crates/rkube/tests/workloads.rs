@@ -332,6 +332,43 @@ fn a_node_that_stops_renewing_its_lease_becomes_unreachable() {
 }
 
 #[test]
+fn when_most_nodes_go_silent_at_once_their_pods_are_not_evicted() {
+    let s = Server::start_with(&["--fake-nodes", "1"]);
+    // Three of four nodes never renew a lease: more than upstream's 55%.
+    for n in ["quiet-a", "quiet-b", "quiet-c"] {
+        s.ok_stdin(
+            &["create", "-f", "-"],
+            &format!("apiVersion: v1\nkind: Node\nmetadata: {{name: {n}}}\nstatus:\n  conditions: [{{type: Ready, status: \"True\", reason: KubeletReady}}]\n"),
+        );
+    }
+    s.ok_stdin(
+        &["create", "-f", "-"],
+        "apiVersion: v1\nkind: Pod\nmetadata: {name: kept}\nspec:\n  nodeName: quiet-a\n  containers: [{name: c, image: busybox}]\n",
+    );
+    let effects = |n: &Value| -> Vec<String> {
+        n["spec"]["taints"].as_array().into_iter().flatten().filter(|t| t["key"] == "node.kubernetes.io/unreachable").map(|t| t["effect"].as_str().unwrap().to_string()).collect()
+    };
+    for n in ["quiet-a", "quiet-b", "quiet-c"] {
+        let node = eventually("kept from new pods", Duration::from_secs(90), || {
+            let node = s.get_json(&["node", n]);
+            (!effects(&node).is_empty()).then_some(node)
+        });
+        let ready = node["status"]["conditions"].as_array().unwrap().iter().find(|c| c["type"] == "Ready").cloned().unwrap();
+        assert_eq!(ready["status"], "Unknown", "{node:#}");
+    }
+    // Past the next looks (every 30 s for a silent node), nothing is evicted.
+    std::thread::sleep(Duration::from_secs(35));
+    for n in ["quiet-a", "quiet-b", "quiet-c"] {
+        assert_eq!(effects(&s.get_json(&["node", n])), ["NoSchedule"]);
+    }
+    assert!(s.get_json(&["pod", "kept"])["metadata"]["deletionTimestamp"].is_null());
+    // Once most nodes are back (two of them deleted: one silent of two), evictions resume.
+    s.ok(&["delete", "node", "quiet-b", "quiet-c"]);
+    eventually("the NoExecute taint", Duration::from_secs(60), || effects(&s.get_json(&["node", "quiet-a"])).contains(&"NoExecute".to_string()).then_some(()));
+    eventually("the pod evicted", T, || s.get_json(&["pod", "kept"])["metadata"]["deletionTimestamp"].is_string().then_some(()));
+}
+
+#[test]
 fn disruption_budgets_gate_evictions_and_drain_waits_for_them() {
     let s = Server::start_with(&["--fake-nodes", "2"]);
     s.ok(&["create", "deployment", "web", "--image=busybox", "--replicas=3"]);
