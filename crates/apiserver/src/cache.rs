@@ -95,9 +95,10 @@ struct Snapshot {
 
 /// How many list snapshots a resource keeps, and for how long. A snapshot
 /// is a reference per object, but it keeps alive the versions it holds
-/// while the resource changes; past these, pages come from the store.
-const SNAPSHOTS: usize = 4;
-const SNAPSHOT_TTL: Duration = Duration::from_secs(60);
+/// while the resource changes, so it goes as soon as its last page is
+/// served; past these bounds, pages come from the store.
+const SNAPSHOTS: usize = 2;
+const SNAPSHOT_TTL: Duration = Duration::from_secs(30);
 
 /// Up to `limit` (0 = all) objects `keep` accepts, whether another follows,
 /// and how many objects (accepted or not) follow the page.
@@ -178,10 +179,15 @@ impl ResourceCache {
             Some(at) if at > global.max(st.last) => return None,
             Some(at) if st.last > at => {
                 drop(st);
-                let snaps = self.snapshots.lock().unwrap();
-                let snap = snaps.iter().find(|s| s.rev == at && s.prefix == prefix)?;
+                let mut snaps = self.snapshots.lock().unwrap();
+                let i = snaps.iter().position(|s| s.rev == at && s.prefix == prefix)?;
+                let snap = &snaps[i];
                 let from = start_after.map_or(0, |k| snap.objects.partition_point(|o| o.key.as_str() <= k));
                 let (items, more, remaining) = page_of(snap.objects[from..].iter(), limit, keep);
+                if !more {
+                    // The list is done: its snapshot would only pin old versions.
+                    snaps.remove(i);
+                }
                 return Some((items, at, more, remaining));
             }
             Some(at) => at,
