@@ -24,16 +24,22 @@ struct Ctx {
 
 pub async fn run(client: Client, pods: Subscription) {
     let (nodes, writer) = reflector::store();
-    let cache = reflector::reflector(writer, watcher(Api::<Node>::all(client.clone()), watcher::Config::default())).default_backoff();
-    tokio::spawn(cache.for_each(|_| async {}));
+    // One node watch feeds both the store and the triggers, so a node's
+    // deletion is in the store before its event is mapped.
+    let node_events = watcher(Api::<Node>::all(client.clone()), watcher::Config::default()).default_backoff().reflect(writer).touched_objects();
     let store = pods.store.clone();
     let controller = Controller::for_shared_stream(pods.into_pods(), store);
     let pod_store = controller.store();
-    let ctx = Arc::new(Ctx { client: client.clone(), nodes });
+    let ctx = Arc::new(Ctx { client: client.clone(), nodes: nodes.clone() });
     controller
-        // A node going away revisits the pods bound to it.
-        .watches(Api::<Node>::all(client), watcher::Config::default(), move |n: Node| {
+        // A node going away revisits the pods bound to it. Other node
+        // events (thousands of heartbeats) map to nothing, without a scan
+        // of every pod each.
+        .watches_stream(node_events, move |n: Node| {
             let name = n.name_any();
+            if nodes.get(&ObjectRef::new(&name)).is_some() {
+                return Vec::new();
+            }
             pod_store
                 .state()
                 .into_iter()

@@ -21,7 +21,7 @@ use serde_json::json;
 
 /// Events the server keeps per resource (see ARCHITECTURE.md); writing more
 /// than this pushes older resourceVersions out of the history.
-const HISTORY: usize = 8192;
+const HISTORY: usize = 16384;
 const TRACKED: &str = "group=tracked";
 
 fn tracked(name: &str) -> ConfigMap {
