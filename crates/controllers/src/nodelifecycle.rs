@@ -172,7 +172,10 @@ impl Ctx {
         let mut d = self.disrupted.lock().unwrap();
         if d.0.elapsed() >= DISRUPTION_RECHECK {
             let all = self.nodes.state();
-            let silent = all.iter().filter(|n| self.silent_for(n) >= GRACE.as_secs()).count();
+            // Nodes silent for three missed renewals count as going with the
+            // rest: those that stopped a few seconds after the first must not
+            // let it be evicted before the outage shows.
+            let silent = all.iter().filter(|n| self.silent_for(n) >= GRACE.as_secs() - 10).count();
             let now = all.len() > 2 && silent * 100 >= all.len() * 55;
             if now != d.1 {
                 if now {
