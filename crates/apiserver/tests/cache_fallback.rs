@@ -61,6 +61,16 @@ impl Store for Held {
     }
 }
 
+/// A server on the real embedded store, whose watch can be held back.
+async fn held_server() -> (tempfile::TempDir, Arc<Held>, ApiServer) {
+    let dir = tempfile::tempdir().unwrap();
+    let inner = store::embedded::Embedded::open(&dir.path().join("state.redb")).unwrap();
+    let (held, _) = tokio::sync::watch::channel(false);
+    let st = Arc::new(Held { inner: inner as Arc<dyn Store>, held });
+    let srv = ApiServer::new(st.clone() as Arc<dyn Store>, "127.0.0.1:1".into()).await.unwrap();
+    (dir, st, srv)
+}
+
 async fn call(srv: &ApiServer, method: &str, path: &str, body: Option<Value>) -> (u16, Value) {
     let mut svc = srv.as_user(User::new("admin", &["system:masters"]));
     let req = http::Request::builder()
@@ -77,11 +87,7 @@ async fn call(srv: &ApiServer, method: &str, path: &str, body: Option<Value>) ->
 
 #[tokio::test]
 async fn consistent_reads_fall_back_to_the_store_when_the_cache_lags() {
-    let dir = tempfile::tempdir().unwrap();
-    let inner = store::embedded::Embedded::open(&dir.path().join("state.redb")).unwrap();
-    let (held, _) = tokio::sync::watch::channel(false);
-    let st = Arc::new(Held { inner: inner as Arc<dyn Store>, held });
-    let srv = ApiServer::new(st.clone() as Arc<dyn Store>, "127.0.0.1:1".into()).await.unwrap();
+    let (_dir, st, srv) = held_server().await;
     let cm = |name: &str| json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": name}, "data": {"k": "v"}});
     let (code, _) = call(&srv, "POST", "/api/v1/namespaces/default/configmaps", Some(cm("before"))).await;
     assert_eq!(code, 201);
@@ -119,11 +125,7 @@ async fn consistent_reads_fall_back_to_the_store_when_the_cache_lags() {
 
 #[tokio::test]
 async fn a_store_list_reads_in_chunks_and_keeps_every_match() {
-    let dir = tempfile::tempdir().unwrap();
-    let inner = store::embedded::Embedded::open(&dir.path().join("state.redb")).unwrap();
-    let (held, _) = tokio::sync::watch::channel(false);
-    let st = Arc::new(Held { inner: inner as Arc<dyn Store>, held });
-    let srv = ApiServer::new(st.clone() as Arc<dyn Store>, "127.0.0.1:1".into()).await.unwrap();
+    let (_dir, st, srv) = held_server().await;
     let cm = |name: String, pick: bool| {
         json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": name, "labels": {"pick": pick.to_string()}}, "data": {"k": "v"}})
     };
