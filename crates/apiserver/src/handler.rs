@@ -1050,8 +1050,9 @@ impl Ctx {
     }
 
     fn validate(&self, obj: &Value, old: Option<&Value>) -> Result<()> {
-        let m = obj.get("metadata").cloned().unwrap_or(json!({}));
-        let mut causes = api::validation::validate_object_meta(&m, self.def.namespaced, name_check(self.def.name_rule), old.is_none());
+        static EMPTY: Value = Value::Null;
+        let m = obj.get("metadata").unwrap_or(&EMPTY);
+        let mut causes = api::validation::validate_object_meta(m, self.def.namespaced, name_check(self.def.name_rule), old.is_none());
         if let Some(old) = old {
             for f in ["name", "namespace", "uid", "creationTimestamp"] {
                 let (a, b) = (meta_str(obj, f), meta_str(old, f));
@@ -1146,10 +1147,10 @@ impl Ctx {
         match self.info.subresource.as_str() {
             "status" => {
                 let mut out = cur.clone();
-                out["status"] = new.get("status").cloned().unwrap_or(json!({}));
+                out["status"] = new.as_object_mut().and_then(|m| m.remove("status")).unwrap_or(json!({}));
                 // Ownership of the status fields travels with them (recomputed for updates).
-                if let Some(mf) = new.pointer("/metadata/managedFields") {
-                    meta_mut(&mut out).insert("managedFields".into(), mf.clone());
+                if let Some(mf) = new.get_mut("metadata").and_then(Value::as_object_mut).and_then(|m| m.remove("managedFields")) {
+                    meta_mut(&mut out).insert("managedFields".into(), mf);
                 }
                 // Status writers may still touch labels and annotations? Upstream keeps
                 // the old metadata except for managed fields; so do we.
@@ -1203,7 +1204,8 @@ impl Ctx {
         if !self.apply {
             self.track(Some(cur), &mut new)?;
         }
-        if schema::hooks::tracks_generation(&self.def, &new) && spec_of(&new) != spec_of(cur) {
+        // A status write cannot change the spec (merge_update keeps the old one).
+        if self.info.subresource != "status" && schema::hooks::tracks_generation(&self.def, &new) && spec_differs(&new, cur) {
             let g = meta(cur).and_then(|m| m.get("generation")).and_then(Value::as_i64).unwrap_or(0);
             meta_mut(&mut new).insert("generation".into(), json!(g + 1));
         }
@@ -1212,9 +1214,7 @@ impl Ctx {
             meta_mut(&mut v).insert("resourceVersion".into(), json!(rev.to_string()));
             self.served_value(v)
         };
-        let mut unchanged = cur.clone();
-        meta_mut(&mut unchanged).remove("resourceVersion");
-        if new == unchanged {
+        if eq_but_resource_version(&new, cur) {
             return Ok(with_rv(new, kv.mod_revision));
         }
         let bytes = self.encode_stored(&new)?;
@@ -1279,8 +1279,8 @@ impl Ctx {
         let v = self
             .guaranteed_update(&key, |cur| {
                 // The patch applies to what the client sees: the object, or its Scale.
-                let base = if sub == "scale" { scale_of(&self.def, cur)? } else { self.served_value(cur.clone()) };
-                let mut patched = base.clone();
+                let mut patched = if sub == "scale" { scale_of(&self.def, cur)? } else { self.served_value(cur.clone()) };
+                let base_rv = meta_str(&patched, "resourceVersion").to_string();
                 if mime == "application/json-patch+json" {
                     let p: json_patch::Patch =
                         serde_json::from_value(patch.clone()).map_err(|e| ApiError::bad_request(format!("invalid json patch: {e}")))?;
@@ -1289,7 +1289,7 @@ impl Ctx {
                     let defs = schema::openapi::definitions();
                     let name = if sub == "scale" { Some(SCALE) } else { defs.name_of(&self.def.group, &self.def.version, &self.def.kind) };
                     let Some(name) = name else { return Err(ApiError::unsupported_media_type(&SMP_UNSUPPORTED)) };
-                    patched = schema::smp::apply(defs, name, &base, &patch)
+                    patched = schema::smp::apply(defs, name, &patched, &patch)
                         .map_err(|e| self.patch_invalid("patch", format!("Invalid value: \"{}\": {}", truncate(&patch.to_string(), 256), e.0)))?;
                 } else {
                     json_patch::merge(&mut patched, &patch);
@@ -1299,7 +1299,7 @@ impl Ctx {
                 }
                 self.decode_typed(&mut patched, (sub == "scale").then_some(SCALE))?;
                 let patched_rv = meta_str(&patched, "resourceVersion").to_string();
-                if !patched_rv.is_empty() && patched_rv != meta_str(&base, "resourceVersion") {
+                if !patched_rv.is_empty() && patched_rv != base_rv {
                     return Err(self.conflict(&self.info.name, api::ApiError::OPTIMISTIC_LOCK_MSG));
                 }
                 if sub == "scale" {
@@ -1981,19 +1981,39 @@ fn with_rv(mut v: Value, rev: Revision) -> Value {
     v
 }
 
-/// Everything but metadata and status: what a generation counts.
-fn spec_of(v: &Value) -> Value {
-    let mut m = v.as_object().cloned().unwrap_or_default();
-    m.remove("metadata");
-    m.remove("status");
-    Value::Object(m)
+/// Whether anything but metadata and status (what a generation counts) differs.
+fn spec_differs(a: &Value, b: &Value) -> bool {
+    fn counted(v: &Value) -> Vec<(&String, &Value)> {
+        v.as_object().into_iter().flatten().filter(|(k, _)| *k != "metadata" && *k != "status").collect()
+    }
+    let (a, b) = (counted(a), counted(b));
+    a.len() != b.len() || a.iter().any(|(k, v)| b.iter().find(|(bk, _)| bk == k).is_none_or(|(_, bv)| bv != v))
+}
+
+/// Whether `a` and `b` are the same object, their resourceVersions aside.
+fn eq_but_resource_version(a: &Value, b: &Value) -> bool {
+    let (Some(a), Some(b)) = (a.as_object(), b.as_object()) else { return a == b };
+    let fields_eq = |a: &serde_json::Map<String, Value>, b: &serde_json::Map<String, Value>, skip: &str| {
+        let count = |m: &serde_json::Map<String, Value>| m.len() - usize::from(m.contains_key(skip));
+        count(a) == count(b) && a.iter().filter(|(k, _)| *k != skip).all(|(k, v)| b.get(k) == Some(v))
+    };
+    let metas_eq = match (a.get("metadata").and_then(Value::as_object), b.get("metadata").and_then(Value::as_object)) {
+        (Some(am), Some(bm)) => fields_eq(am, bm, "resourceVersion"),
+        (am, bm) => am == bm && a.get("metadata") == b.get("metadata"),
+    };
+    metas_eq && fields_eq(a, b, "metadata")
 }
 
 /// The stored encoding: no resourceVersion (the store's revision is the truth).
 fn encode_stored(obj: &Value) -> Result<Bytes> {
-    let mut v = obj.clone();
-    meta_mut(&mut v).remove("resourceVersion");
-    let bytes = serde_json::to_vec(&v).map_err(|e| ApiError::internal(e.to_string()))?;
+    let bytes = if meta(obj).is_some_and(|m| m.contains_key("resourceVersion")) {
+        let mut v = obj.clone();
+        meta_mut(&mut v).remove("resourceVersion");
+        serde_json::to_vec(&v)
+    } else {
+        serde_json::to_vec(obj)
+    };
+    let bytes = bytes.map_err(|e| ApiError::internal(e.to_string()))?;
     if bytes.len() > MAX_OBJECT_BYTES {
         return Err(ApiError::too_large(format!("object is larger than the maximum of {MAX_OBJECT_BYTES} bytes")));
     }

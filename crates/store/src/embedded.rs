@@ -295,12 +295,13 @@ impl Store for Embedded {
     }
 
     fn get<'a>(&'a self, key: &'a str) -> BoxFuture<'a, Result<Option<KeyValue>>> {
-        let key = key.to_owned();
-        self.read(move |db| {
-            let txn = db.begin_read()?;
+        // One key is a few page lookups in memory: read in place, without
+        // the hop to a blocking thread that ranges take.
+        async move {
+            let txn = self.db.begin_read()?;
             let history = txn.open_table(HISTORY)?;
-            latest_at(&history, &key, i64::MAX)
-        })
+            latest_at(&history, key, i64::MAX)
+        }
         .boxed()
     }
 
