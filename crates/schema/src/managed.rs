@@ -301,6 +301,8 @@ struct Entry {
     set: FieldSet,
     /// `set` differs from the `fieldsV1` in `raw`.
     dirty: bool,
+    /// Not read (`set` is empty): the update leaves it as it is.
+    kept: bool,
 }
 
 impl Entry {
@@ -309,8 +311,14 @@ impl Entry {
     }
 
     fn is(&self, m: &Manager) -> bool {
-        self.get("manager") == m.name && self.get("operation") == m.operation && self.get("subresource") == m.subresource
+        is_manager(&self.raw, m)
     }
+}
+
+/// Whether the managedFields entry `raw` is `m`'s.
+fn is_manager(raw: &Map<String, Value>, m: &Manager) -> bool {
+    let get = |k: &str| raw.get(k).and_then(Value::as_str).unwrap_or("");
+    get("manager") == m.name && get("operation") == m.operation && get("subresource") == m.subresource
 }
 
 fn entries(obj: &Value) -> Vec<Entry> {
@@ -319,8 +327,34 @@ fn entries(obj: &Value) -> Vec<Entry> {
         .into_iter()
         .flatten()
         .filter_map(|e| e.as_object())
-        .map(|raw| Entry { set: raw.get("fieldsV1").map(from_fields_v1).unwrap_or_default(), raw: raw.clone(), dirty: false })
+        .map(|raw| Entry { set: raw.get("fieldsV1").map(from_fields_v1).unwrap_or_default(), raw: raw.clone(), dirty: false, kept: false })
         .collect()
+}
+
+/// `entries`, reading the field set only of those `read` picks; the others are kept as they are.
+fn entries_reading(obj: &Value, read: impl Fn(&Map<String, Value>) -> bool) -> Vec<Entry> {
+    obj.pointer("/metadata/managedFields")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .filter_map(|e| e.as_object())
+        .map(|raw| match read(raw) {
+            true => Entry { set: raw.get("fieldsV1").map(from_fields_v1).unwrap_or_default(), raw: raw.clone(), dirty: false, kept: false },
+            false => Entry { set: FieldSet::new(), raw: raw.clone(), dirty: false, kept: true },
+        })
+        .collect()
+}
+
+/// Whether the FieldsV1 trie `v` has `path` in its set.
+fn trie_contains(v: &Value, path: &Path) -> bool {
+    let mut node = v;
+    for step in path {
+        match node.as_object().and_then(|m| m.get(step)) {
+            Some(n) => node = n,
+            None => return false,
+        }
+    }
+    node.as_object().is_none_or(|m| m.is_empty() || m.contains_key("."))
 }
 
 fn store_entries(obj: &mut Value, mut list: Vec<Entry>, m: &Manager, set: FieldSet) {
@@ -332,11 +366,11 @@ fn store_entries(obj: &mut Value, mut list: Vec<Entry>, m: &Manager, set: FieldS
             e.raw.clear();
             e.dirty = true;
         }
-        None => list.push(Entry { raw: Map::new(), set, dirty: true }),
+        None => list.push(Entry { raw: Map::new(), set, dirty: true, kept: false }),
     }
     let out: Vec<Value> = list
         .into_iter()
-        .filter(|e| !e.set.is_empty())
+        .filter(|e| e.kept || !e.set.is_empty())
         .map(|mut e| {
             if !e.dirty {
                 // As stored: its fieldsV1 already says this set.
@@ -408,8 +442,6 @@ fn atomic_map_at(defs: &Definitions, root: &Value, path: &[String]) -> bool {
 /// field paths only where they differ (`old_set` and `new_set` below are the
 /// object's field sets restricted to those parts).
 pub fn track_update(defs: &Definitions, root: &Value, old: Option<&Value>, new: &mut Value, m: &Manager, keep: impl Fn(&Path) -> bool) {
-    // A create starts the history: managedFields a client sent are not trusted.
-    let mut list = old.map(entries).unwrap_or_default();
     let (old_set, new_set) = match old {
         Some(o) => {
             let (mut os, mut ns) = (FieldSet::new(), FieldSet::new());
@@ -421,8 +453,16 @@ pub fn track_update(defs: &Definitions, root: &Value, old: Option<&Value>, new: 
     let old_set: FieldSet = old_set.into_iter().filter(|p| keep(p)).collect();
     let new_set: FieldSet = new_set.into_iter().filter(|p| keep(p)).collect();
     let taken: FieldSet = new_set.iter().filter(|p| changed(defs, root, old, new, p, &old_set)).cloned().collect();
+    // Only entries holding a path taken or removed change (and this manager's own).
+    let removed: Vec<&Path> = old_set.iter().filter(|p| !new_set.contains(*p)).collect();
+    let touched = |raw: &Map<String, Value>| {
+        let trie = raw.get("fieldsV1").unwrap_or(&Value::Null);
+        taken.iter().chain(removed.iter().copied()).any(|p| trie_contains(trie, p))
+    };
+    // A create starts the history: managedFields a client sent are not trusted.
+    let mut list = old.map(|o| entries_reading(o, |raw| touched(raw) || is_manager(raw, m))).unwrap_or_default();
     let mut mine = FieldSet::new();
-    for e in list.iter_mut() {
+    for e in list.iter_mut().filter(|e| !e.kept) {
         let before = e.set.len();
         e.set.retain(|p| !taken.contains(p) && (new_set.contains(p) || !old_set.contains(p)));
         e.dirty |= e.set.len() != before;
