@@ -246,7 +246,9 @@ async fn pods(client: Client, known: Known) {
     let api: Api<Pod> = Api::all(client.clone());
     let mut next_ip = 0usize;
     let inflight = Arc::new(tokio::sync::Semaphore::new(64));
-    let mut stream = watcher(api, watcher::Config::default()).default_backoff().applied_objects().boxed();
+    // Pods not yet bound are no node's business: the watch skips them.
+    let cfg = watcher::Config::default().fields("spec.nodeName!=");
+    let mut stream = watcher(api, cfg).default_backoff().applied_objects().boxed();
     while let Some(ev) = stream.next().await {
         let Ok(pod) = ev else { continue };
         let Some(node) = pod.spec.as_ref().and_then(|s| s.node_name.clone()) else { continue };
