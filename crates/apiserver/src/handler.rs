@@ -1201,7 +1201,11 @@ impl Ctx {
     async fn write(&self, key: &str, mut new: Value, kv: &KeyValue, cur: &Value) -> Result<Value, WriteError> {
         meta_mut(&mut new).remove("resourceVersion");
         schema::hooks::apply_defaults(&self.def, &mut new);
-        if !self.apply {
+        // A binding writes the pod in storage directly, as upstream's: no
+        // managedFields entry, no pod validation (it sets only the node and
+        // the PodScheduled condition).
+        let binding = self.info.subresource == "binding";
+        if !self.apply && !binding {
             self.track(Some(cur), &mut new)?;
         }
         // A status write cannot change the spec (merge_update keeps the old one).
@@ -1209,7 +1213,9 @@ impl Ctx {
             let g = meta(cur).and_then(|m| m.get("generation")).and_then(Value::as_i64).unwrap_or(0);
             meta_mut(&mut new).insert("generation".into(), json!(g + 1));
         }
-        self.validate(&new, Some(cur))?;
+        if !binding {
+            self.validate(&new, Some(cur))?;
+        }
         let with_rv = |mut v: Value, rev: Revision| {
             meta_mut(&mut v).insert("resourceVersion".into(), json!(rev.to_string()));
             self.served_value(v)
@@ -1296,6 +1302,10 @@ impl Ctx {
                 }
                 if !patched.is_object() {
                     return Err(ApiError::bad_request("the patched object is not a JSON object"));
+                }
+                if sub == "status" {
+                    // A status write keeps the stored spec (merge_update): no need to decode the patched one.
+                    patched.as_object_mut().unwrap().remove("spec");
                 }
                 self.decode_typed(&mut patched, (sub == "scale").then_some(SCALE))?;
                 let patched_rv = meta_str(&patched, "resourceVersion").to_string();
