@@ -368,6 +368,11 @@ fn store_entries(obj: &mut Value, mut list: Vec<Entry>, m: &Manager, set: FieldS
         }
         None => list.push(Entry { raw: Map::new(), set, dirty: true, kept: false }),
     }
+    put_entries(obj, list, m);
+}
+
+/// Writes `list` as `obj`'s managedFields (entries not dirty as they were).
+fn put_entries(obj: &mut Value, list: Vec<Entry>, m: &Manager) {
     let out: Vec<Value> = list
         .into_iter()
         .filter(|e| e.kept || !e.set.is_empty())
@@ -450,8 +455,9 @@ pub fn track_update(defs: &Definitions, root: &Value, old: Option<&Value>, new: 
         }
         None => (FieldSet::new(), field_set(defs, root, new)),
     };
-    let old_set: FieldSet = old_set.into_iter().filter(|p| keep(p)).collect();
-    let new_set: FieldSet = new_set.into_iter().filter(|p| keep(p)).collect();
+    let (mut old_set, mut new_set) = (old_set, new_set);
+    old_set.retain(|p| keep(p));
+    new_set.retain(|p| keep(p));
     let taken: FieldSet = new_set.iter().filter(|p| changed(defs, root, old, new, p, &old_set)).cloned().collect();
     // Only entries holding a path taken or removed change (and this manager's own).
     let removed: Vec<&Path> = old_set.iter().filter(|p| !new_set.contains(*p)).collect();
@@ -461,17 +467,33 @@ pub fn track_update(defs: &Definitions, root: &Value, old: Option<&Value>, new: 
     };
     // A create starts the history: managedFields a client sent are not trusted.
     let mut list = old.map(|o| entries_reading(o, |raw| touched(raw) || is_manager(raw, m))).unwrap_or_default();
-    let mut mine = FieldSet::new();
-    for e in list.iter_mut().filter(|e| !e.kept) {
+    let mut own = None;
+    for (i, e) in list.iter_mut().enumerate().filter(|(_, e)| !e.kept) {
         let before = e.set.len();
         e.set.retain(|p| !taken.contains(p) && (new_set.contains(p) || !old_set.contains(p)));
         e.dirty |= e.set.len() != before;
         if e.is(m) {
-            mine = std::mem::take(&mut e.set);
+            own = Some(i);
         }
     }
-    mine.extend(taken);
-    store_entries(new, list, m, mine);
+    match own.map(|i| &mut list[i]) {
+        // The manager's set stays as it was (a renewal, a status rewrite):
+        // its fieldsV1 stays too; only the time moves if this write changed
+        // anything (the apiVersion says how it was written).
+        Some(e) if !e.dirty && taken.iter().all(|p| e.set.contains(p)) => {
+            if !taken.is_empty() {
+                e.raw.insert("time".into(), json!(m.time));
+                e.raw.insert("apiVersion".into(), json!(m.api_version));
+            }
+            put_entries(new, list, m);
+        }
+        Some(e) => {
+            let mut mine = std::mem::take(&mut e.set);
+            mine.extend(taken);
+            store_entries(new, list, m, mine);
+        }
+        None => store_entries(new, list, m, taken),
+    }
 }
 
 /// `field_set` of `old` and of `new`, each restricted to the parts where
