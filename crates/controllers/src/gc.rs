@@ -205,9 +205,25 @@ impl Graph {
                 return;
             }
         }
+        // The graph's copy may be behind (an orphaning that dropped the
+        // reference, not yet seen): as upstream, decide on the object as it
+        // is now, and delete only that version of it.
         let name = node.meta.name.clone().unwrap_or_default();
+        let live = match node.api(&self.client).get_metadata_opt(&name).await {
+            Ok(Some(live)) if live.metadata.uid.as_deref() == Some(uid) => live.metadata,
+            _ => return,
+        };
+        let live = Node { ar: node.ar.clone(), meta: live };
+        if live.owners().is_empty() || live.meta.deletion_timestamp.is_some() {
+            return;
+        }
+        for o in live.owners() {
+            if self.owner_exists(o, live.meta.namespace.as_deref()).await {
+                return;
+            }
+        }
         let dp = DeleteParams {
-            preconditions: Some(kube::api::Preconditions { uid: Some(uid.to_string()), resource_version: None }),
+            preconditions: Some(kube::api::Preconditions { uid: Some(uid.to_string()), resource_version: live.meta.resource_version.clone() }),
             ..DeleteParams::background()
         };
         if let Err(e) = node.api(&self.client).delete(&name, &dp).await {
