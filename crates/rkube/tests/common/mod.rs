@@ -70,7 +70,15 @@ impl Server {
                 ns_pid: 0,
             };
             match s.spawn() {
-                Ok(()) => return s,
+                Ok(()) => {
+                    // The fake nodes register once the API is up: tests that name them need them there.
+                    if let Some(n) = args.iter().position(|a| *a == "--fake-nodes").and_then(|i| args.get(i + 1)?.parse::<usize>().ok()) {
+                        eventually("the fake nodes registered", Duration::from_secs(30), || {
+                            (s.get_json(&["nodes"])["items"].as_array().is_some_and(|a| a.len() >= n)).then_some(())
+                        });
+                    }
+                    return s;
+                }
                 Err(e) => last_err = e,
             }
         }
