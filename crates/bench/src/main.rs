@@ -451,8 +451,77 @@ async fn binding(bin: &Path, nodes: usize, pending: usize) -> Result<Value> {
         async move { Ok(c.send(i, Method::POST, "/api/v1/namespaces/default/configmaps", Some(Bytes::from(cm.to_string()))).await?.0) }
     })
     .await?;
+    let queued = queued_binding(&client, nodes, pending).await?;
     Ok(json!({"nodes": nodes, "nodes_ready_s": ready.as_secs_f64(), "pods": pending, "created_s": created.as_secs_f64(), "pod_create": create,
-              "all_bound_s": bound.as_secs_f64(), "pods_bound_per_sec": rate, "rss_mib": rss, "writes_while_holding": writes}))
+              "all_bound_s": bound.as_secs_f64(), "pods_bound_per_sec": rate, "rss_mib": rss, "writes_while_holding": writes,
+              "queued": queued}))
+}
+
+/// Pods unbound in default, and how many of them the scheduler has tried (PodScheduled=False).
+async fn unbound(client: &Client) -> Result<(usize, usize)> {
+    let (_, body) = client.send(0, Method::GET, "/api/v1/namespaces/default/pods?fieldSelector=spec.nodeName%3D", None).await?;
+    let v: Value = serde_json::from_slice(&body)?;
+    let items = v["items"].as_array().cloned().unwrap_or_default();
+    let tried = items
+        .iter()
+        .filter(|p| p["status"]["conditions"].as_array().is_some_and(|c| c.iter().any(|c| c["type"] == "PodScheduled" && c["status"] == "False")))
+        .count();
+    Ok((items.len(), tried))
+}
+
+/// The scheduler alone: `pending` pods wait, already tried, while every node
+/// is cordoned; then the nodes are uncordoned and the time from the first
+/// uncordon to the last bind is the rate at which a queue of pending pods is
+/// bound (the pods' own creation is not in it).
+async fn queued_binding(client: &Client, nodes: usize, pending: usize) -> Result<Value> {
+    let cordon = |on: bool| {
+        let c = client.clone();
+        move |i: usize| {
+            let c = c.clone();
+            let body = Bytes::from(json!({"spec": {"unschedulable": on}}).to_string());
+            async move { Ok(c.send_as(i, Method::PATCH, &format!("/api/v1/nodes/fake-node-{i}"), "application/merge-patch+json", Some(body)).await?.0) }
+        }
+    };
+    phase("cordon", 64, nodes, cordon(true)).await?;
+    // Until the scheduler has seen every cordon.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let c = client.clone();
+    phase("queued pod create", 64, pending, move |i| {
+        let c = c.clone();
+        let pod = json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": format!("q-{i}")},
+            "spec": {"containers": [{"name": "c", "image": "busybox", "resources": {"requests": {"cpu": "10m", "memory": "16Mi"}}}]}});
+        async move { Ok(c.send(i, Method::POST, "/api/v1/namespaces/default/pods", Some(Bytes::from(pod.to_string()))).await?.0) }
+    })
+    .await?;
+    let t = Instant::now();
+    // Those bound before the scheduler saw a cordon are not counted.
+    let pending = loop {
+        let (left, tried) = unbound(client).await?;
+        if tried == left {
+            break left;
+        }
+        if t.elapsed() > Duration::from_secs(300) {
+            bail!("the scheduler tried {tried} of {left} cordoned-out pods in 300 s");
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    };
+    // Past the scheduler's first back-off (1 s), so that nothing waits on it.
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let t = Instant::now();
+    let uncordon = phase("uncordon", 64, nodes, cordon(false)).await?;
+    let bound = loop {
+        let (_, body) = client.send(0, Method::GET, "/api/v1/pods?fieldSelector=spec.nodeName%3D&limit=1", None).await?;
+        if serde_json::from_slice::<Value>(&body)?["items"].as_array().is_some_and(|a| a.is_empty()) {
+            break t.elapsed();
+        }
+        if t.elapsed() > Duration::from_secs(600) {
+            bail!("queued pods still unbound after 600 s");
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    let rate = pending as f64 / bound.as_secs_f64();
+    println!("queued   {pending} pending pods bound {:.1} s after the first of {nodes} uncordons ({rate:.0} pods/s)", bound.as_secs_f64());
+    Ok(json!({"pods": pending, "uncordon": uncordon, "all_bound_s": bound.as_secs_f64(), "pods_bound_per_sec": rate}))
 }
 
 #[tokio::main]
