@@ -849,6 +849,17 @@ mod tests {
         // nodeSelector is an atomic map: changing it takes it whole.
         let nuller = &pod["metadata"]["managedFields"][4];
         assert_eq!(nuller["fieldsV1"], json!({"f:spec": {"f:nodeSelector": {}}}), "{nuller:#}");
+
+        // A status rewrite that keeps the kubelet's fields: same fieldsV1, a new time.
+        let before = pod["metadata"]["managedFields"][3].clone();
+        let m = Manager { name: "kubelet", operation: "Update", api_version: "v1", subresource: "status", time: "t2" };
+        let mut new = pod.clone();
+        new["status"]["phase"] = json!("Succeeded");
+        track_update(defs, root, Some(&pod), &mut new, &m, all);
+        let after = &new["metadata"]["managedFields"][3];
+        assert_eq!((&after["manager"], &after["time"]), (&json!("kubelet"), &json!("t2")), "{after:#}");
+        assert_eq!(after["fieldsV1"], before["fieldsV1"]);
+        assert_eq!(new["metadata"]["managedFields"][0], pod["metadata"]["managedFields"][0], "the others stay as they were");
     }
 
     #[test]
