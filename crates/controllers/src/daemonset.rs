@@ -131,6 +131,7 @@ async fn reconcile(ds: Arc<DaemonSet>, ctx: Arc<Ctx>) -> Result<Action> {
     let nodes: Vec<Node> = Api::<Node>::all(ctx.client.clone()).list(&ListParams::default()).await?.items;
     let template_spec = spec.template.spec.clone().unwrap_or_default();
     let wanted: Vec<&Node> = nodes.iter().filter(|n| eligible(&template_spec, n)).collect();
+    let wanted_names: std::collections::HashSet<&str> = wanted.iter().filter_map(|n| n.metadata.name.as_deref()).collect();
     let mut by_node: HashMap<String, Vec<&Pod>> = HashMap::new();
     for p in &owned {
         if let Some(n) = target_node(p) {
@@ -139,7 +140,7 @@ async fn reconcile(ds: Arc<DaemonSet>, ctx: Arc<Ctx>) -> Result<Action> {
     }
     // Pods on nodes that no longer want them, and duplicates, go.
     for (node, ps) in &by_node {
-        let keep = if wanted.iter().any(|n| n.name_any() == *node) { 1 } else { 0 };
+        let keep = if wanted_names.contains(&**node) { 1 } else { 0 };
         for p in ps.iter().skip(keep) {
             let _ = pods.delete(&p.name_any(), &DeleteParams::background()).await;
         }
@@ -182,7 +183,7 @@ async fn reconcile(ds: Arc<DaemonSet>, ctx: Arc<Ctx>) -> Result<Action> {
             pods.create(&PostParams::default(), &Pod { metadata: meta, spec: Some(pspec), status: None }).await?;
         }
     }
-    let on_wanted: Vec<&Pod> = owned.iter().filter(|p| target_node(p).is_some_and(|n| wanted.iter().any(|w| w.name_any() == n))).collect();
+    let on_wanted: Vec<&Pod> = owned.iter().filter(|p| target_node(p).is_some_and(|n| wanted_names.contains(&*n))).collect();
     let scheduled = on_wanted.iter().filter(|p| p.spec.as_ref().and_then(|s| s.node_name.as_ref()).is_some()).count() as i32;
     let ready = on_wanted.iter().filter(|p| is_pod_ready(p)).count() as i32;
     let updated = on_wanted.iter().filter(|p| p.labels().get(HASH) == Some(&hash)).count() as i32;

@@ -179,9 +179,12 @@ async fn reconcile(rs: Arc<ReplicaSet>, ctx: Arc<Ctx>) -> Result<Action> {
             if since.elapsed() > EXPECTATION_TTL {
                 names.clear();
             }
+            // Seen pods by name (terminating or not): one pass, not one per expectation.
+            let seen: HashMap<&str, bool> =
+                matching.iter().filter_map(|p| Some((p.metadata.name.as_deref()?, p.metadata.deletion_timestamp.is_some()))).collect();
             names.retain(|n| match n.strip_prefix('-') {
-                Some(gone) => matching.iter().any(|p| p.name_any() == gone && p.metadata.deletion_timestamp.is_none()),
-                None => !matching.iter().any(|p| p.name_any() == *n),
+                Some(gone) => seen.get(gone) == Some(&false),
+                None => !seen.contains_key(n.as_str()),
             });
             if !names.is_empty() {
                 return Ok(Action::requeue(Duration::from_secs(1)));
