@@ -321,12 +321,13 @@ spec:
     // attach: stdin reaches the container's main process, its output comes
     // back. Each kubectl gets a pod of its own: what one attach does to the
     // container's stdin when it ends cannot touch the other's.
-    // (The pause: containerd starts copying an attach's stdin before it
-    // hooks up its stdout, so an answer written at once can be lost.)
+    // (The repeats: containerd starts copying an attach's stdin before it
+    // hooks up its stdout, so an answer written once, at once, can be lost;
+    // kubectl 1.28 over SPDY lost it even after a 0.5 s pause.)
     for (kubectl, word) in [("kubectl", "one"), ("/usr/lib/google-cloud-sdk/bin/kubectl.1.28", "two")] {
         let pod = format!("attached-{word}");
         let attached = format!(
-            "apiVersion: v1\nkind: Pod\nmetadata: {{name: {pod}}}\nspec:\n  restartPolicy: Never\n  containers:\n  - name: main\n    image: {BUSYBOX}\n    stdin: true\n    command: [sh, -c, 'read l; sleep 0.5; echo got $l']\n"
+            "apiVersion: v1\nkind: Pod\nmetadata: {{name: {pod}}}\nspec:\n  restartPolicy: Never\n  containers:\n  - name: main\n    image: {BUSYBOX}\n    stdin: true\n    command: [sh, -c, 'read l; for i in 1 2 3 4 5 6 7 8 9 10; do echo got $l; sleep 0.3; done']\n"
         );
         s.ok_stdin(&["apply", "-f", "-"], &attached);
         wait_pod(&s, &pod, Duration::from_secs(60), "Running", |v| phase(v) == "Running");
