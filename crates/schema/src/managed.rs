@@ -322,13 +322,7 @@ fn is_manager(raw: &Map<String, Value>, m: &Manager) -> bool {
 }
 
 fn entries(obj: &Value) -> Vec<Entry> {
-    obj.pointer("/metadata/managedFields")
-        .and_then(Value::as_array)
-        .into_iter()
-        .flatten()
-        .filter_map(|e| e.as_object())
-        .map(|raw| Entry { set: raw.get("fieldsV1").map(from_fields_v1).unwrap_or_default(), raw: raw.clone(), dirty: false, kept: false })
-        .collect()
+    entries_reading(obj, |_| true)
 }
 
 /// `entries`, reading the field set only of those `read` picks; the others are kept as they are.
